@@ -1,0 +1,1 @@
+//! The kb command line: ingest, status, verify, search, replay, dead letters

@@ -1,0 +1,1 @@
+//! Settings, telemetry, ids and errors shared by every kb-mirror component

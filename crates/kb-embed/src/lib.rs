@@ -1,0 +1,1 @@
+//! Embedding providers behind one trait, the local offline model first

@@ -1,0 +1,1 @@
+//! The Neo4j knowledge graph writer: constraints, per-document UNWIND MERGE, deletes, verification

@@ -1,0 +1,1 @@
+//! Turns document bytes into text, chunks, entities, relations and importance scores

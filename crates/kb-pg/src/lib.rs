@@ -1,0 +1,1 @@
+//! The Postgres + pgvector mirror: migrations, per-document upserts, deletes, search, verification

@@ -1,0 +1,1 @@
+//! NATS JetStream wiring: streams, consumers, publishing, blobs and the consume/ack/retry loop

@@ -1,0 +1,1 @@
+//! Real servers for tests: a private NATS per test, fresh Postgres and graph databases

@@ -1,0 +1,1 @@
+//! kb-mirror pg-writer service

@@ -1,1 +1,287 @@
-//! End-to-end tests of kb-mirror against real NATS, Postgres and a Bolt server
+//! Harness for end-to-end tests: starts the real service binaries against private servers
+//! (a NATS per test, a fresh Postgres database and graph database), and waits for the stores.
+
+use anyhow::{bail, Context as _};
+use kb_graph::{GraphConfig, GraphStore};
+use kb_pg::PgStore;
+use kb_store::{MirrorStore, SourceSummary};
+use kb_testkit::{GraphDb, NatsServer};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const SERVICES: [&str; 5] = ["watcher", "parser", "embedder", "pg-writer", "graph-writer"];
+
+/// Where cargo put the binaries: next to the test executable's `deps/` folder.
+pub fn bin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("KB_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    exe.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// One isolated deployment: its own broker, databases, watched folder and processes.
+pub struct Pipeline {
+    pub nats: NatsServer,
+    pub postgres_url: String,
+    pub graph: GraphDb,
+    pub watch_dir: tempfile::TempDir,
+    pub log_dir: tempfile::TempDir,
+    model_dir: PathBuf,
+    children: BTreeMap<&'static str, Child>,
+}
+
+impl Pipeline {
+    pub async fn new() -> anyhow::Result<Self> {
+        let stack = kb_testkit::stack().await?;
+        let model_dir = stack.model_dir();
+        if !model_dir.join("all-minilm-l6-v2").exists() {
+            bail!(
+                "the embedding model is not installed under {}: run `deploy/local/stack install`",
+                model_dir.display()
+            );
+        }
+        Ok(Self {
+            nats: stack.nats().await?,
+            postgres_url: stack.fresh_postgres().await?,
+            graph: stack.fresh_graph().await?,
+            watch_dir: tempfile::tempdir()?,
+            log_dir: tempfile::tempdir()?,
+            model_dir,
+            children: BTreeMap::new(),
+        })
+    }
+
+    /// The environment every binary of this deployment runs with.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let m = &self.model_dir;
+        [
+            ("KB_NATS_URL", self.nats.url()),
+            ("KB_POSTGRES_URL", self.postgres_url.clone()),
+            ("KB_NEO4J_URI", self.graph.uri.clone()),
+            ("KB_NEO4J_USER", self.graph.user.clone()),
+            ("KB_NEO4J_PASSWORD", self.graph.password.clone()),
+            ("KB_NEO4J__DATABASE", self.graph.database.clone()),
+            ("KB_WATCH_DIR", self.watch_dir.path().display().to_string()),
+            ("KB_WATCHER__RESCAN_SECS", "3".into()),
+            ("KB_WATCHER__DEBOUNCE_MS", "200".into()),
+            (
+                "KB_EMBEDDER__MODEL_DIR",
+                m.join("all-minilm-l6-v2").display().to_string(),
+            ),
+            (
+                "KB_EMBEDDER__ONNXRUNTIME_LIB",
+                m.join("libonnxruntime.so").display().to_string(),
+            ),
+            ("RUST_LOG", "info".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    pub fn start(&mut self, service: &'static str) -> anyhow::Result<()> {
+        let bin = bin_dir().join(format!("kb-{service}"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_dir.path().join(format!("{service}.log")))?;
+        let child = Command::new(&bin)
+            .envs(self.env())
+            .env_remove("KB_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "cannot start {} (run `cargo build --workspace --bins`)",
+                    bin.display()
+                )
+            })?;
+        self.children.insert(service, child);
+        Ok(())
+    }
+
+    pub fn start_all(&mut self) -> anyhow::Result<()> {
+        for s in SERVICES {
+            self.start(s)?;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn stop(&mut self, service: &'static str) -> anyhow::Result<()> {
+        if let Some(mut child) = self.children.remove(service) {
+            let pid = child.id().to_string();
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while child.try_wait()?.is_none() {
+                if Instant::now() > deadline {
+                    child.kill()?;
+                    bail!("{service} did not stop within 30 s of SIGTERM");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the `kb` CLI against this deployment.
+    pub fn kb(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
+        let bin = bin_dir().join("kb");
+        Command::new(&bin)
+            .args(args)
+            .envs(self.env())
+            .env_remove("KB_CONFIG")
+            .output()
+            .with_context(|| format!("cannot run {}", bin.display()))
+    }
+
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for s in SERVICES {
+            let text = std::fs::read_to_string(self.log_dir.path().join(format!("{s}.log")))
+                .unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            out.push_str(&format!("---- {s} (last 30 lines) ----\n"));
+            for l in tail.into_iter().rev() {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    pub async fn postgres(&self) -> anyhow::Result<PgStore> {
+        Ok(PgStore::connect(&self.postgres_url, 384, 2).await?)
+    }
+
+    pub async fn graph_store(&self) -> anyhow::Result<GraphStore> {
+        Ok(GraphStore::connect(&GraphConfig {
+            uri: self.graph.uri.clone(),
+            user: self.graph.user.clone(),
+            password: self.graph.password.clone(),
+            database: Some(self.graph.database.clone()),
+            max_connections: 2,
+        })
+        .await?)
+    }
+
+    /// Summaries of both stores once `done` holds for both, or an error with the service logs.
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&[SourceSummary]) -> bool,
+    ) -> anyhow::Result<(Vec<SourceSummary>, Vec<SourceSummary>)> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let pg = match self.postgres().await {
+                Ok(s) => s.summaries().await.map_err(anyhow::Error::from),
+                Err(e) => Err(e),
+            };
+            let graph = match self.graph_store().await {
+                Ok(s) => s.summaries().await.map_err(anyhow::Error::from),
+                Err(e) => Err(e),
+            };
+            match (pg, graph) {
+                (Ok(p), Ok(g)) if done(&p) && done(&g) => return Ok((p, g)),
+                (p, g) if Instant::now() > deadline => {
+                    bail!(
+                        "timed out waiting for {what}\npostgres: {p:?}\ngraph: {g:?}\n{}",
+                        self.logs()
+                    )
+                }
+                _ => {}
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        for (_, mut child) in std::mem::take(&mut self.children) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The `psql` client of the local stack's Postgres.
+fn psql_bin() -> anyhow::Result<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(".stack")
+        .join("pkgs");
+    for entry in walk(&root, 6) {
+        if entry.ends_with("pginstall/bin/psql") {
+            return Ok(entry);
+        }
+    }
+    bail!(
+        "psql not found under {}: run `deploy/local/stack install`",
+        root.display()
+    )
+}
+
+fn walk(dir: &Path, depth: usize) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if depth == 0 {
+        return out;
+    }
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p, depth - 1));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Runs one of `tests/sql/*.sql` (the seed's SQL, verbatim) with psql, as a user would;
+/// returns the rows, fields separated by '|'. Rows are split on an ASCII record separator, not on
+/// newlines, because chunk text in the rows contains newlines.
+pub fn psql_file(url: &str, file: &str) -> anyhow::Result<Vec<String>> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("sql")
+        .join(file);
+    let out = Command::new(psql_bin()?)
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-F",
+            "|",
+            "-R",
+            "\u{1e}",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-f",
+        ])
+        .arg(&path)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "psql {file} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .split('\u{1e}')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect())
+}

@@ -145,6 +145,9 @@ pub struct EmbedderSettings {
     pub batch_size: usize,
     /// Documents embedded at once by one process.
     pub concurrency: usize,
+    /// The model's vector dimension. The embedder refuses to start if its model disagrees, and
+    /// pg-writer sizes (and checks) the `embedding vector(N)` column with it.
+    pub dimensions: usize,
 }
 
 impl Default for EmbedderSettings {
@@ -154,8 +157,9 @@ impl Default for EmbedderSettings {
             model_dir: PathBuf::from(".stack/model/all-minilm-l6-v2"),
             onnxruntime_lib: PathBuf::from(".stack/model/libonnxruntime.so"),
             threads: 0,
-            batch_size: 32,
+            batch_size: 8,
             concurrency: 1,
+            dimensions: 384,
         }
     }
 }

@@ -1,1 +1,105 @@
-//! The Postgres + pgvector mirror: migrations, per-document upserts, deletes, search, verification
+//! The Postgres + pgvector mirror store.
+//!
+//! Holds the seed plan's tables (`sources`, `chunks` with `text`, `importance_score` and
+//! `embedding vector(N)`, `entities`, `chunk_mentions`) plus per-source `entity_relations` and
+//! `tombstones`, and implements [`kb_store::MirrorStore`]: one transaction per document,
+//! last-writer-wins on the source version (tombstones included), batched `UNNEST` inserts,
+//! orphaned entities removed with the last source that referenced them. Also: cosine search
+//! over the HNSW index and the seed's Phase 5 verification SQL, run verbatim.
+//!
+//! Works with a local server and with hosted Postgres (`sslmode=require`, rustls).
+
+mod apply;
+mod error;
+mod phase5;
+mod read;
+mod rows;
+mod schema;
+mod search;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use kb_store::{Applied, Change, MirrorStore, SourceSummary, StoreCounts, StoreError};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+pub use phase5::Phase5Report;
+pub use search::SearchHit;
+
+/// How long to wait for a pooled connection before reporting a transient error.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The Postgres mirror; cheap to clone (shares the pool).
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: sqlx::PgPool,
+    dimensions: usize,
+}
+
+impl PgStore {
+    /// Connects to `url` (a libpq-style URL; `sslmode=require` for hosted servers) and checks
+    /// that a store prepared earlier uses the same embedding dimension.
+    ///
+    /// Errors: `Config` for a bad URL, bad credentials, a missing database or a dimension
+    /// mismatch; `Transient` when the server cannot be reached.
+    pub async fn connect(
+        url: &str,
+        dimensions: usize,
+        max_connections: u32,
+    ) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| error::store_error("parsing the Postgres URL", e))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| error::store_error("connecting to Postgres", e))?;
+        schema::check_dimension(&pool, dimensions).await?;
+        Ok(Self { pool, dimensions })
+    }
+
+    /// The `k` chunks nearest to `query` by cosine distance, nearest first.
+    pub async fn search(&self, query: &[f32], k: usize) -> Result<Vec<SearchHit>, StoreError> {
+        search::search(&self.pool, self.dimensions, query, k).await
+    }
+
+    /// Runs the seed plan's Phase 5 queries (Steps 5.1 and 5.2) unchanged.
+    pub async fn phase5(&self) -> Result<Phase5Report, StoreError> {
+        phase5::phase5(&self.pool).await
+    }
+
+    pub fn pool(&self) -> &sqlx::PgPool {
+        &self.pool
+    }
+
+    /// The embedding dimension this store was opened with.
+    pub fn dimensions(&self) -> usize {
+        self.dimensions
+    }
+}
+
+#[async_trait::async_trait]
+impl MirrorStore for PgStore {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    /// Runs the migrations, fixes `chunks.embedding` to `vector(N)` and creates the HNSW index;
+    /// safe to run from several processes at once.
+    async fn prepare(&self) -> Result<(), StoreError> {
+        schema::prepare(&self.pool, self.dimensions).await
+    }
+
+    async fn apply(&self, change: Change<'_>) -> Result<Applied, StoreError> {
+        apply::apply(&self.pool, self.dimensions, change).await
+    }
+
+    async fn summaries(&self) -> Result<Vec<SourceSummary>, StoreError> {
+        read::summaries(&self.pool).await
+    }
+
+    async fn counts(&self) -> Result<StoreCounts, StoreError> {
+        read::counts(&self.pool).await
+    }
+}

@@ -1,1 +1,22 @@
-fn main() {}
+use clap::Parser;
+use kb_core::{Component, Settings};
+
+/// kb-mirror parser: adds an embedding to every chunk; run as many as you like.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// TOML settings file (environment variables override it).
+    #[arg(long, env = "KB_CONFIG")]
+    config: Option<std::path::PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let settings = Settings::load(args.config.as_deref())?;
+    settings.validate(&[Component::Nats, Component::Embedder])?;
+    kb_core::service::run("kb-embedder", &settings.clone(), |ctx| {
+        kb_embedder::run(settings, ctx)
+    })
+    .await
+}

@@ -1,1 +1,22 @@
-fn main() {}
+use clap::Parser;
+use kb_core::{Component, Settings};
+
+/// kb-mirror graph-writer: writes every document into the Neo4j knowledge graph.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// TOML settings file (environment variables override it).
+    #[arg(long, env = "KB_CONFIG")]
+    config: Option<std::path::PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let settings = Settings::load(args.config.as_deref())?;
+    settings.validate(&[Component::Nats, Component::Neo4j])?;
+    kb_core::service::run("kb-graph-writer", &settings.clone(), |ctx| {
+        kb_graph_writer::run(settings, ctx)
+    })
+    .await
+}

@@ -1,1 +1,28 @@
-//! kb-mirror pg-writer service
+//! pg-writer: the mirror stream into Postgres + pgvector, with its own durable consumer.
+
+use kb_core::service::Context;
+use kb_core::Settings;
+
+/// Runs the Postgres writer until shutdown. A disabled writer (`postgres.enabled = false`, the
+/// seed's rollback switch) consumes nothing; its durable consumer keeps its place, so enabling
+/// it later catches up from the mirror stream.
+pub async fn run(settings: Settings, dimensions: usize, ctx: Context) -> anyhow::Result<()> {
+    if !settings.postgres.enabled {
+        tracing::warn!(
+            "postgres.enabled = false: not writing; the mirror stream keeps everything for later"
+        );
+        ctx.shutdown.cancelled().await;
+        return Ok(());
+    }
+    let pg = &settings.postgres;
+    let store = kb_pg::PgStore::connect(pg.url.expose(), dimensions, pg.max_connections).await?;
+    kb_writer::run(
+        "pg-writer",
+        store,
+        &settings.nats.url,
+        settings.nats.inline_max_bytes,
+        4,
+        ctx,
+    )
+    .await
+}

@@ -1,1 +1,23 @@
-fn main() {}
+use clap::Parser;
+use kb_core::{Component, Settings};
+
+/// kb-mirror pg-writer: mirrors every document into Postgres with pgvector.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// TOML settings file (environment variables override it).
+    #[arg(long, env = "KB_CONFIG")]
+    config: Option<std::path::PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let settings = Settings::load(args.config.as_deref())?;
+    settings.validate(&[Component::Nats, Component::Postgres])?;
+    let dimensions = settings.embedder.dimensions;
+    kb_core::service::run("kb-pg-writer", &settings.clone(), |ctx| {
+        kb_pg_writer::run(settings, dimensions, ctx)
+    })
+    .await
+}

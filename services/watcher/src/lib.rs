@@ -1,1 +1,21 @@
-//! kb-mirror watcher service
+//! The watcher service (`kb-watcher`): keeps a local folder and the pipeline in step. It finds
+//! new, changed and deleted files (file notifications plus a periodic full rescan), publishes
+//! each new content as the next version of its source to `kb.v1.source.<id>`, deletions as
+//! tombstones straight to the mirror stream, and files too large to read as failures with a dead
+//! letter. What it has published lives in the JetStream KV bucket `kb_watch`, so a restart (or
+//! another machine) republishes nothing unchanged and notices what was deleted meanwhile.
+//!
+//! [`Scanner`] is the reusable part (the `kb ingest` command uses it); [`run`] is the service.
+
+pub mod error;
+pub mod media;
+mod notify;
+mod reconcile;
+pub mod scan;
+mod service;
+pub mod state;
+pub mod walk;
+
+pub use error::{WatchError, WatchErrorKind};
+pub use scan::{FileOutcome, Published, ScanReport, Scanner};
+pub use service::{origin, run};

@@ -1,0 +1,193 @@
+//! `kb ingest PATH...`: the one-shot batch. Publishes every file through the same path the
+//! watcher uses, then waits until each enabled writer has applied that version (or recorded it
+//! as failed), and names the files that failed.
+
+use crate::stores::enabled_writers;
+use indicatif::{ProgressBar, ProgressStyle};
+use kb_core::{Component, Settings};
+use kb_stream::{Progress, Publisher};
+use kb_watcher::{FileOutcome, Published, Scanner};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Origin of files given on the command line: their absolute path identifies them.
+const ORIGIN_NAME: &str = "cli";
+const ORIGIN: &str = "file";
+
+#[derive(Serialize)]
+struct FileReport {
+    path: String,
+    source_id: String,
+    version: u64,
+    /// "ok", "failed" or "timeout".
+    status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// Per writer: what it recorded for this version ("written", "failed", ...), if anything.
+    writers: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct Report {
+    files: Vec<FileReport>,
+    ok: usize,
+    failed: usize,
+    timed_out: usize,
+}
+
+fn collect_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for p in paths {
+        let meta = std::fs::metadata(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+        if meta.is_dir() {
+            for entry in walkdir::WalkDir::new(p).sort_by_file_name() {
+                let entry = entry?;
+                let hidden = entry.file_name().to_string_lossy().starts_with('.');
+                if entry.file_type().is_file() && !hidden {
+                    files.push(entry.path().to_path_buf());
+                }
+            }
+        } else {
+            files.push(p.clone());
+        }
+    }
+    files
+        .iter()
+        .map(|f| Ok(std::fs::canonicalize(f)?))
+        .collect()
+}
+
+pub async fn run(
+    settings: &Settings,
+    paths: &[PathBuf],
+    timeout: u64,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    settings.validate(&[Component::Nats])?;
+    let files = collect_files(paths)?;
+    let (_client, js) = kb_stream::connect(&settings.nats.url, "kb-cli").await?;
+    let topo = kb_stream::topology::ensure(&js).await?;
+    let publisher = Publisher::new(&topo, settings.nats.inline_max_bytes);
+    let scanner = Scanner::new(
+        &topo,
+        publisher,
+        ORIGIN_NAME,
+        ORIGIN,
+        PathBuf::from("/"),
+        settings.watcher.max_file_bytes,
+    );
+    let progress = Progress::new(topo.progress.clone());
+    let writers = enabled_writers(settings);
+
+    let bar = if json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(files.len() as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {msg:10} [{bar:30}] {pos}/{len} {elapsed_precise} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message("publishing");
+    let mut pending: Vec<(Published, Option<String>)> = Vec::new();
+    for f in &files {
+        match scanner.publish_file(f).await? {
+            FileOutcome::Published(p) | FileOutcome::Unchanged(p) => pending.push((p, None)),
+            FileOutcome::Failed(p, reason) => pending.push((p, Some(reason))),
+        }
+        bar.inc(1);
+    }
+
+    bar.set_position(0);
+    bar.set_message("applying");
+    let deadline = Instant::now() + Duration::from_secs(timeout);
+    let mut reports: Vec<Option<FileReport>> = pending.iter().map(|_| None).collect();
+    loop {
+        for (i, (p, _)) in pending.iter().enumerate() {
+            if reports[i].is_some() {
+                continue;
+            }
+            let mut seen = BTreeMap::new();
+            for w in &writers {
+                if let Some(rec) = progress.get(w, &p.source_id).await? {
+                    if rec.version >= p.version {
+                        seen.insert(w.to_string(), (rec.status.clone(), rec.error.clone()));
+                    }
+                }
+            }
+            if seen.len() == writers.len() {
+                let error = seen
+                    .values()
+                    .find_map(|(s, e)| (s == "failed").then(|| e.clone().unwrap_or_default()));
+                reports[i] = Some(FileReport {
+                    path: p.path.clone(),
+                    source_id: p.source_id.clone(),
+                    version: p.version,
+                    status: if error.is_some() { "failed" } else { "ok" }.into(),
+                    error,
+                    writers: seen.into_iter().map(|(k, (s, _))| (k, s)).collect(),
+                });
+                bar.inc(1);
+            }
+        }
+        if reports.iter().all(Option::is_some) || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    bar.finish_and_clear();
+
+    let files: Vec<FileReport> = reports
+        .into_iter()
+        .zip(pending)
+        .map(|(r, (p, publish_error))| {
+            r.unwrap_or(FileReport {
+                path: p.path,
+                source_id: p.source_id,
+                version: p.version,
+                status: "timeout".into(),
+                error: publish_error.or(Some(format!(
+                    "not applied by every writer within {timeout}s"
+                ))),
+                writers: BTreeMap::new(),
+            })
+        })
+        .collect();
+    let count = |s: &str| files.iter().filter(|f| f.status == s).count();
+    let report = Report {
+        ok: count("ok"),
+        failed: count("failed"),
+        timed_out: count("timeout"),
+        files,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for f in report.files.iter().filter(|f| f.status != "ok") {
+            println!(
+                "{:8} {}  {}",
+                f.status.to_uppercase(),
+                f.path,
+                f.error.as_deref().unwrap_or("")
+            );
+        }
+        println!(
+            "{} file(s): {} applied to {}, {} failed, {} timed out",
+            report.files.len(),
+            report.ok,
+            writers.join(" and "),
+            report.failed,
+            report.timed_out
+        );
+    }
+    Ok(if report.failed + report.timed_out == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -1,0 +1,4 @@
+pub mod ingest;
+pub mod search;
+pub mod status;
+pub mod verify;

@@ -1,0 +1,184 @@
+//! `kb status`: what the pipeline holds and how far behind each consumer is.
+
+use crate::stores;
+use futures::TryStreamExt;
+use kb_core::{Component, Settings};
+use kb_store::{MirrorStore, StoreCounts};
+use kb_stream::subjects;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+#[derive(Serialize)]
+struct StreamStatus {
+    name: String,
+    messages: u64,
+    bytes: u64,
+}
+
+#[derive(Serialize)]
+struct ConsumerStatus {
+    stream: String,
+    name: String,
+    /// Messages not yet delivered to the consumer (its lag).
+    pending: u64,
+    /// Delivered but not yet acknowledged (in flight).
+    ack_pending: usize,
+    redelivered: usize,
+}
+
+#[derive(Serialize)]
+struct StoreStatus {
+    enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    counts: Option<StoreCounts>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Status {
+    streams: Vec<StreamStatus>,
+    consumers: Vec<ConsumerStatus>,
+    /// Dead letters per stage.
+    dead_letters: BTreeMap<String, u64>,
+    stores: BTreeMap<String, StoreStatus>,
+}
+
+async fn store_status<S: MirrorStore>(
+    enabled: bool,
+    open: impl std::future::Future<Output = anyhow::Result<S>>,
+) -> StoreStatus {
+    if !enabled {
+        return StoreStatus {
+            enabled,
+            counts: None,
+            error: None,
+        };
+    }
+    let counts = match open.await {
+        Ok(store) => store.counts().await.map_err(anyhow::Error::from),
+        Err(e) => Err(e),
+    };
+    match counts {
+        Ok(c) => StoreStatus {
+            enabled,
+            counts: Some(c),
+            error: None,
+        },
+        Err(e) => StoreStatus {
+            enabled,
+            counts: None,
+            error: Some(format!("{e:#}")),
+        },
+    }
+}
+
+pub async fn run(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
+    settings.validate(&[Component::Nats])?;
+    let (_client, js) = kb_stream::connect(&settings.nats.url, "kb-cli").await?;
+    let topo = kb_stream::topology::ensure(&js).await?;
+    let mut streams = Vec::new();
+    let mut consumers = Vec::new();
+    for (stream, names) in [
+        (&topo.source, vec![subjects::PARSER]),
+        (&topo.parsed, vec![subjects::EMBEDDER]),
+        (
+            &topo.mirror,
+            vec![subjects::PG_WRITER, subjects::GRAPH_WRITER],
+        ),
+        (&topo.dlq, vec![]),
+    ] {
+        let info = stream.get_info().await?;
+        streams.push(StreamStatus {
+            name: info.config.name.clone(),
+            messages: info.state.messages,
+            bytes: info.state.bytes,
+        });
+        for name in names {
+            // A consumer that never ran yet has no durable state: report it as holding everything.
+            match stream.consumer_info(name).await {
+                Ok(ci) => consumers.push(ConsumerStatus {
+                    stream: info.config.name.clone(),
+                    name: name.to_string(),
+                    pending: ci.num_pending,
+                    ack_pending: ci.num_ack_pending,
+                    redelivered: ci.num_redelivered,
+                }),
+                Err(_) => consumers.push(ConsumerStatus {
+                    stream: info.config.name.clone(),
+                    name: name.to_string(),
+                    pending: info.state.messages,
+                    ack_pending: 0,
+                    redelivered: 0,
+                }),
+            }
+        }
+    }
+    let mut dead_letters = BTreeMap::new();
+    let per_subject: Vec<(String, usize)> = topo
+        .dlq
+        .info_with_subjects(subjects::DLQ_ALL)
+        .await?
+        .try_collect()
+        .await?;
+    for (subject, n) in per_subject {
+        let stage = subject.split('.').nth(3).unwrap_or("unknown").to_string();
+        *dead_letters.entry(stage).or_insert(0) += n as u64;
+    }
+    let mut stores_status = BTreeMap::new();
+    stores_status.insert(
+        "postgres".to_string(),
+        store_status(settings.postgres.enabled, stores::postgres(settings)).await,
+    );
+    stores_status.insert(
+        "graph".to_string(),
+        store_status(settings.neo4j.enabled, stores::graph(settings)).await,
+    );
+    let status = Status {
+        streams,
+        consumers,
+        dead_letters,
+        stores: stores_status,
+    };
+
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("STREAM       MESSAGES      BYTES");
+    for s in &status.streams {
+        println!("{:<12} {:>8} {:>10}", s.name, s.messages, s.bytes);
+    }
+    println!("\nCONSUMER      STREAM       PENDING  IN-FLIGHT  REDELIVERED");
+    for c in &status.consumers {
+        println!(
+            "{:<13} {:<12} {:>7} {:>10} {:>12}",
+            c.name, c.stream, c.pending, c.ack_pending, c.redelivered
+        );
+    }
+    println!("\nSTORE     SOURCES  FAILED  CHUNKS  EMBEDDED  ENTITIES  MENTIONS  RELATIONS");
+    for (name, s) in &status.stores {
+        match (&s.counts, &s.error) {
+            (Some(c), _) => println!(
+                "{:<9} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9} {:>10}",
+                name,
+                c.sources,
+                c.failed_sources,
+                c.chunks,
+                c.chunks_with_embeddings,
+                c.entities,
+                c.mentions,
+                c.relations
+            ),
+            (None, Some(e)) => println!("{name:<9} unreachable: {e}"),
+            (None, None) => println!("{name:<9} disabled"),
+        }
+    }
+    let total: u64 = status.dead_letters.values().sum();
+    println!("\nDEAD LETTERS: {total}");
+    for (stage, n) in &status.dead_letters {
+        println!("  {stage}: {n}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,87 @@
+//! The typed error of [`crate::parse`]. Every kind is permanent: the same bytes fail the
+//! same way on every retry, so the parser service dead-letters them instead of retrying.
+
+use std::fmt;
+
+/// Why a document could not be parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ParseErrorKind {
+    /// No bytes, or only whitespace once decoded.
+    Empty,
+    /// Larger than [`crate::ParseOptions::max_bytes`].
+    TooLarge,
+    /// A format this version cannot read (PDF, DOCX, HTML, images, other binaries).
+    UnsupportedFormat,
+    /// Text in an encoding that could not be decoded (not UTF-8, UTF-16 with BOM, or Latin-1 text).
+    InvalidEncoding,
+    /// The bytes claim a format but break its rules.
+    Corrupt,
+}
+
+impl ParseErrorKind {
+    /// Short machine-readable name, used as the dead letter's `error_kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParseErrorKind::Empty => "empty",
+            ParseErrorKind::TooLarge => "too_large",
+            ParseErrorKind::UnsupportedFormat => "unsupported_format",
+            ParseErrorKind::InvalidEncoding => "invalid_encoding",
+            ParseErrorKind::Corrupt => "corrupt",
+        }
+    }
+
+    /// Always `false`: parsing is a pure function of the bytes, so retrying cannot help.
+    pub fn is_transient(self) -> bool {
+        false
+    }
+}
+
+impl fmt::Display for ParseErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A parse failure: its kind and a human-readable reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct ParseError {
+    pub kind: ParseErrorKind,
+    pub message: String,
+}
+
+impl ParseError {
+    pub fn new(kind: ParseErrorKind, message: impl Into<String>) -> Self {
+        ParseError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Same as [`ParseErrorKind::is_transient`]: always `false`.
+    pub fn is_transient(&self) -> bool {
+        self.kind.is_transient()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_have_snake_case_names_and_display_includes_message() {
+        let all = [
+            (ParseErrorKind::Empty, "empty"),
+            (ParseErrorKind::TooLarge, "too_large"),
+            (ParseErrorKind::UnsupportedFormat, "unsupported_format"),
+            (ParseErrorKind::InvalidEncoding, "invalid_encoding"),
+            (ParseErrorKind::Corrupt, "corrupt"),
+        ];
+        for (kind, name) in all {
+            assert_eq!(kind.as_str(), name);
+            assert!(!kind.is_transient());
+        }
+        let e = ParseError::new(ParseErrorKind::TooLarge, "12 bytes > 10");
+        assert_eq!(e.to_string(), "too_large: 12 bytes > 10");
+    }
+}

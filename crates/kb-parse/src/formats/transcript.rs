@@ -1,0 +1,208 @@
+//! Otter.ai-style meeting transcripts in text: each turn is a `Speaker Name  m:ss` (or
+//! `h:mm:ss`) line, the turn's text on the following lines, then a blank line. Text before
+//! the first turn is kept as paragraphs; a paragraph without a header continues the turn
+//! before it.
+
+use super::{decode_text, paragraphs};
+use crate::error::ParseError;
+use crate::structured::{trim_range, Block, BlockKind, FormatReader, StructuredText};
+
+pub struct TranscriptReader;
+
+/// Longest speaker label accepted in a header line.
+const MAX_SPEAKER_CHARS: usize = 120;
+const MAX_SPEAKER_WORDS: usize = 14;
+
+impl FormatReader for TranscriptReader {
+    fn parser_name(&self) -> &'static str {
+        "transcript/1"
+    }
+
+    fn read(&self, bytes: &[u8]) -> Result<StructuredText, ParseError> {
+        let text = decode_text(bytes)?;
+        let blocks = turns(&text);
+        Ok(StructuredText {
+            text,
+            blocks,
+            title: None,
+        })
+    }
+}
+
+fn turns(text: &str) -> Vec<Block> {
+    let mut blocks: Vec<Block> = Vec::new();
+    for para in paragraphs(text, &BlockKind::Paragraph) {
+        let first_end = text[para.start..para.end]
+            .find('\n')
+            .map_or(para.end, |i| para.start + i);
+        if let Some((speaker, start_seconds)) = parse_turn_header(&text[para.start..first_end]) {
+            let body_start = (first_end + 1).min(para.end);
+            let (start, end) = trim_range(text, body_start, para.end);
+            blocks.push(Block {
+                kind: BlockKind::Turn {
+                    speaker: speaker.to_owned(),
+                    start_seconds,
+                },
+                start,
+                end,
+            });
+            continue;
+        }
+        match blocks.last_mut() {
+            // a blank line inside a turn: the paragraph continues it
+            Some(last) if matches!(last.kind, BlockKind::Turn { .. }) => {
+                if last.start == last.end {
+                    last.start = para.start;
+                }
+                last.end = para.end;
+            }
+            _ => blocks.push(para),
+        }
+    }
+    blocks
+}
+
+/// `Speaker Name  12:34` → (`"Speaker Name"`, 754.0).
+pub(crate) fn parse_turn_header(line: &str) -> Option<(&str, f64)> {
+    let line = line.trim();
+    let split = line.rfind(char::is_whitespace)?;
+    let seconds = parse_timestamp(line[split..].trim_start())?;
+    let speaker = line[..split].trim_end();
+    let plausible = speaker.chars().next().is_some_and(char::is_alphanumeric)
+        && speaker.chars().count() <= MAX_SPEAKER_CHARS
+        && speaker.split_whitespace().count() <= MAX_SPEAKER_WORDS
+        && !speaker.ends_with([',', ';', ':', '!', '?'])
+        && !ends_with_sentence(speaker);
+    plausible.then_some((speaker, seconds))
+}
+
+/// A speaker label may end with an abbreviation ("Jr.", "Lib.)") but not with a sentence.
+fn ends_with_sentence(speaker: &str) -> bool {
+    speaker.strip_suffix('.').is_some_and(|rest| {
+        rest.rsplit(char::is_whitespace)
+            .next()
+            .is_some_and(|w| w.chars().count() > 4)
+    })
+}
+
+/// `m:ss`, `mm:ss`, `mmm:ss` or `h:mm:ss` → seconds.
+fn parse_timestamp(ts: &str) -> Option<f64> {
+    let parts: Vec<&str> = ts.split(':').collect();
+    let num = |s: &str, max_len: usize| -> Option<u32> {
+        (!s.is_empty() && s.len() <= max_len && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    let secs = |s: &str| num(s, 2).filter(|&v| s.len() == 2 && v < 60);
+    match parts.as_slice() {
+        [m, s] => Some(f64::from(num(m, 3)? * 60 + secs(s)?)),
+        [h, m, s] => Some(f64::from(num(h, 2)? * 3600 + secs(m)? * 60 + secs(s)?)),
+        _ => None,
+    }
+}
+
+/// Content check used by [`crate::detect`]: at least two turns with text, the first in the
+/// first two paragraphs, at least 60% of the paragraphs looked at, and times never going back.
+pub(crate) fn looks_like_transcript(text: &str) -> bool {
+    let paras = paragraphs(text, &BlockKind::Paragraph);
+    let considered = &paras[..paras.len().min(60)];
+    let mut turns = 0usize;
+    let mut first_turn: Option<usize> = None;
+    let mut last_time = f64::MIN;
+    for (i, p) in considered.iter().enumerate() {
+        let body = &text[p.start..p.end];
+        let Some((first, rest)) = body.split_once('\n') else {
+            continue;
+        };
+        let Some((_, t)) = parse_turn_header(first) else {
+            continue;
+        };
+        if rest.trim().is_empty() {
+            continue;
+        }
+        if t < last_time {
+            return false;
+        }
+        last_time = t;
+        turns += 1;
+        first_turn.get_or_insert(i);
+    }
+    turns >= 2 && first_turn.is_some_and(|i| i <= 1) && turns * 10 >= considered.len() * 6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers() {
+        assert_eq!(
+            parse_turn_header("Project Manager  0:01"),
+            Some(("Project Manager", 1.0))
+        );
+        assert_eq!(
+            parse_turn_header("Speaker 1  12:34"),
+            Some(("Speaker 1", 754.0))
+        );
+        assert_eq!(parse_turn_header("Ann  1:02:03 "), Some(("Ann", 3723.0)));
+        assert_eq!(parse_turn_header("Ann  125:09"), Some(("Ann", 7509.0)));
+        assert_eq!(
+            parse_turn_header("Mr. Pat Kelly (Calgary Rocky Ridge, CPC)  1:02"),
+            Some(("Mr. Pat Kelly (Calgary Rocky Ridge, CPC)", 62.0))
+        );
+        assert_eq!(
+            parse_turn_header("John Smith Jr.  0:10"),
+            Some(("John Smith Jr.", 10.0))
+        );
+        assert_eq!(parse_turn_header("Ann  1:2"), None);
+        assert_eq!(parse_turn_header("Ann  1:75"), None);
+        assert_eq!(parse_turn_header("0:01"), None);
+        assert_eq!(parse_turn_header("We adjourned.  0:01"), None);
+        assert_eq!(parse_turn_header("Note, see:  0:01"), None);
+        assert_eq!(parse_turn_header("Ann 1:02:03:04"), None);
+    }
+
+    #[test]
+    fn turns_keep_speaker_time_and_text() {
+        let src = "Weekly sync\n\nAnn Lee  0:00\nHello all.\nSecond line.\n\nBob  0:07\nHi.\n\nMore from Bob.\n\nAnn Lee  0:15\n\nBob  0:20\nBye.\n";
+        let doc = TranscriptReader.read(src.as_bytes()).unwrap();
+        let got: Vec<_> = doc
+            .blocks
+            .iter()
+            .map(|b| match &b.kind {
+                BlockKind::Turn {
+                    speaker,
+                    start_seconds,
+                } => {
+                    format!("{speaker}@{start_seconds}:{}", doc.block_text(b))
+                }
+                _ => format!("P:{}", doc.block_text(b)),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                "P:Weekly sync",
+                "Ann Lee@0:Hello all.\nSecond line.",
+                "Bob@7:Hi.\n\nMore from Bob.",
+                "Ann Lee@15:",
+                "Bob@20:Bye.",
+            ]
+        );
+    }
+
+    #[test]
+    fn shape_detection() {
+        assert!(looks_like_transcript("A  0:00\nhi\n\nB  0:03\nho\n"));
+        assert!(looks_like_transcript(
+            "Title line\n\nA  0:00\nhi\n\nB  0:03\nho\n"
+        ));
+        // one turn is not enough, going back in time is not a transcript
+        assert!(!looks_like_transcript("A  0:00\nhi\n"));
+        assert!(!looks_like_transcript("A  0:10\nhi\n\nB  0:03\nho\n"));
+        // mostly prose
+        assert!(!looks_like_transcript(
+            "Intro\n\nmore\n\nA  0:00\nhi\n\nB  0:03\nho\n\nx\n\ny\n\nz\n"
+        ));
+    }
+}

@@ -1,5 +1,5 @@
 # kb-mirror: the two commands are `make up` and `make test` (see README.md).
-.PHONY: up test lint fmt build stack-install stack-start stack-stop stack-status
+.PHONY: up test lint fmt build stack-install stack-start stack-stop stack-status bench-retrieval bench-embed bench-writers
 
 up:            ## run the whole system on a local stack, watching ./inbox (KB_WATCH_DIR)
 	deploy/local/up
@@ -25,3 +25,11 @@ stack-stop:
 	deploy/local/stack stop
 stack-status:
 	deploy/local/stack status
+
+# Benchmarks: release builds against the `bench` stack instance; figures in docs/benchmarks.md.
+bench-retrieval: ## ingest the corpus transcripts through the pipeline; recall@5/10, parser MB/s
+	deploy/local/bench retrieval
+bench-embed:     ## local model vs Python sentence-transformers; 1/2/4 embedder workers
+	deploy/local/bench embed
+bench-writers:   ## pg-writer and graph-writer vs raw COPY / UNWIND MERGE; replay
+	deploy/local/bench writers

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 #[command(
     name = "kb",
     version,
-    about = "kb-mirror: ingest, status, verify and search the knowledge base"
+    about = "kb-mirror: ingest, status, verify and search the knowledge base; replay stores, handle dead letters"
 )]
 pub struct Cli {
     /// TOML settings file (environment variables override it).
@@ -30,8 +30,12 @@ pub struct Cli {
 enum Command {
     /// Publish files (folders recursively) and wait until both stores applied them.
     Ingest {
-        #[arg(required = true)]
+        #[arg(required_unless_present = "drive")]
         paths: Vec<PathBuf>,
+        /// A Google Drive folder (or shared drive) id to ingest recursively, with the `[drive]`
+        /// credentials; repeatable.
+        #[arg(long, value_name = "FOLDER_ID")]
+        drive: Vec<String>,
         /// Give up waiting after this many seconds.
         #[arg(long, default_value_t = 900)]
         timeout: u64,
@@ -56,6 +60,31 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Rebuild or backfill one store from the mirror stream (into the database the settings name).
+    Replay {
+        /// The store to write: the one KB_POSTGRES_URL or KB_NEO4J_* (and neo4j.database) names.
+        #[arg(long, value_enum)]
+        store: commands::replay::StoreName,
+        /// Every source's latest state (the default).
+        #[arg(long, conflicts_with = "since")]
+        from_start: bool,
+        /// Only sources changed at or after TIME: RFC 3339 (2025-06-01T12:00:00Z) or an age (90m, 6h, 2d).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Keep the vector index while loading, even into an empty store.
+        #[arg(long)]
+        no_bulk: bool,
+        /// Documents applied at once [default: 4 for postgres, 1 for graph].
+        #[arg(long)]
+        concurrency: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Failed messages: list them, show one, send them again after a fix.
+    DeadLetters {
+        #[command(subcommand)]
+        action: commands::dead_letters::Action,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -69,13 +98,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Ingest {
             paths,
+            drive,
             timeout,
             json,
-        } => commands::ingest::run(&settings, &paths, timeout, json).await,
+        } => commands::ingest::run(&settings, &paths, &drive, timeout, json).await,
         Command::Status { json } => commands::status::run(&settings, json).await,
         Command::Verify { json } => commands::verify::run(&settings, json).await,
         Command::Search { query, k, json } => {
             commands::search::run(&settings, &query, k, json).await
         }
+        Command::Replay {
+            store,
+            from_start: _,
+            since,
+            no_bulk,
+            concurrency,
+            json,
+        } => {
+            let args = commands::replay::Args {
+                store,
+                since,
+                no_bulk,
+                concurrency,
+                json,
+            };
+            commands::replay::run(&settings, args).await
+        }
+        Command::DeadLetters { action } => commands::dead_letters::run(&settings, action).await,
     }
 }

@@ -3,17 +3,33 @@
 use kb_core::{Component, Settings};
 
 pub async fn postgres(settings: &Settings) -> anyhow::Result<kb_pg::PgStore> {
+    postgres_with(settings, 4).await
+}
+
+/// Postgres with a pool of at most `max_connections` (and at most the configured pool).
+pub async fn postgres_with(
+    settings: &Settings,
+    max_connections: u32,
+) -> anyhow::Result<kb_pg::PgStore> {
     settings.validate(&[Component::Postgres])?;
     let pg = &settings.postgres;
     Ok(kb_pg::PgStore::connect(
         pg.url.expose(),
         settings.embedder.dimensions,
-        pg.max_connections.min(4),
+        pg.max_connections.min(max_connections.max(1)),
     )
     .await?)
 }
 
 pub async fn graph(settings: &Settings) -> anyhow::Result<kb_graph::GraphStore> {
+    graph_with(settings, 4).await
+}
+
+/// The graph with a pool of at most `max_connections` (and at most the configured pool).
+pub async fn graph_with(
+    settings: &Settings,
+    max_connections: usize,
+) -> anyhow::Result<kb_graph::GraphStore> {
     settings.validate(&[Component::Neo4j])?;
     let n = &settings.neo4j;
     Ok(kb_graph::GraphStore::connect(&kb_graph::GraphConfig {
@@ -21,7 +37,7 @@ pub async fn graph(settings: &Settings) -> anyhow::Result<kb_graph::GraphStore> 
         user: n.user.clone(),
         password: n.password.expose().to_string(),
         database: n.database.clone(),
-        max_connections: n.max_connections.min(4),
+        max_connections: n.max_connections.min(max_connections.max(1)),
     })
     .await?)
 }

@@ -39,6 +39,12 @@ pub struct Pipeline {
 impl Pipeline {
     pub async fn new() -> anyhow::Result<Self> {
         let stack = kb_testkit::stack().await?;
+        Self::with_stores(stack.fresh_postgres().await?, stack.fresh_graph().await?).await
+    }
+
+    /// A deployment writing into the given stores (e.g. private servers a test stops).
+    pub async fn with_stores(postgres_url: String, graph: GraphDb) -> anyhow::Result<Self> {
+        let stack = kb_testkit::stack().await?;
         let model_dir = stack.model_dir();
         if !model_dir.join("all-minilm-l6-v2").exists() {
             bail!(
@@ -48,8 +54,8 @@ impl Pipeline {
         }
         Ok(Self {
             nats: stack.nats().await?,
-            postgres_url: stack.fresh_postgres().await?,
-            graph: stack.fresh_graph().await?,
+            postgres_url,
+            graph,
             watch_dir: tempfile::tempdir()?,
             log_dir: tempfile::tempdir()?,
             model_dir,
@@ -284,4 +290,70 @@ pub fn psql_file(url: &str, file: &str) -> anyhow::Result<Vec<String>> {
         .filter(|l| !l.is_empty())
         .map(str::to_string)
         .collect())
+}
+
+/// Fault injection (tests/e2e/faults.rs): crashing services the way a machine or the OOM killer
+/// would, and telling a crash we caused from one we did not.
+impl Pipeline {
+    /// SIGKILL, as in a crash: no shutdown, work in flight is neither finished nor acked.
+    pub fn kill9(&mut self, service: &'static str) -> anyhow::Result<()> {
+        if let Some(mut child) = self.children.remove(service) {
+            child
+                .kill()
+                .with_context(|| format!("cannot kill {service}"))?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// The services whose process exited although nobody stopped or killed it, with the status.
+    pub fn exited(&mut self) -> Vec<(&'static str, std::process::ExitStatus)> {
+        self.children
+            .iter_mut()
+            .filter_map(|(name, child)| match child.try_wait() {
+                Ok(Some(status)) => Some((*name, status)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The whole log of one service (the failure report of a long run needs more than a tail).
+    pub fn log_of(&self, service: &str) -> String {
+        std::fs::read_to_string(self.log_dir.path().join(format!("{service}.log")))
+            .unwrap_or_default()
+    }
+}
+
+/// More than one process of a service (tests/e2e/embedder_scaling.rs): N embedders sharing
+/// the durable consumer.
+impl Pipeline {
+    /// Starts another process of `service` (e.g. "embedder") under `name` (its key for
+    /// `stop`/`kill9` and its log file `<name>.log`), with `extra_env` on top of [`Pipeline::env`].
+    pub fn start_instance(
+        &mut self,
+        service: &str,
+        name: &'static str,
+        extra_env: &[(String, String)],
+    ) -> anyhow::Result<()> {
+        let bin = bin_dir().join(format!("kb-{service}"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_dir.path().join(format!("{name}.log")))?;
+        let child = Command::new(&bin)
+            .envs(self.env())
+            .envs(extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env_remove("KB_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "cannot start {} (run `cargo build --workspace --bins`)",
+                    bin.display()
+                )
+            })?;
+        self.children.insert(name, child);
+        Ok(())
+    }
 }

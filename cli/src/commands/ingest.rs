@@ -1,12 +1,14 @@
-//! `kb ingest PATH...`: the one-shot batch. Publishes every file through the same path the
-//! watcher uses, then waits until each enabled writer has applied that version (or recorded it
-//! as failed), and names the files that failed.
+//! `kb ingest PATH...` / `kb ingest --drive FOLDER_ID`: the one-shot batch. Publishes every
+//! file (or every file below the Drive folders, exported like the watcher does) through the
+//! same path the watcher uses, then waits until each enabled writer has applied that version
+//! (or recorded it as failed), and names the files that failed.
 
 use crate::stores::enabled_writers;
 use indicatif::{ProgressBar, ProgressStyle};
-use kb_core::{Component, Settings};
+use kb_core::settings::DriveSettings;
+use kb_core::{Component, ConfigError, Settings};
 use kb_stream::{Progress, Publisher};
-use kb_watcher::{FileOutcome, Published, Scanner};
+use kb_watcher::{DriveSource, FileOutcome, Published, Scanner};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -60,20 +62,37 @@ fn collect_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
         .collect()
 }
 
+/// Drive settings for a one-shot run of `folder_ids`, checked like the watcher's.
+fn drive_settings(settings: &Settings, folder_ids: &[String]) -> anyhow::Result<DriveSettings> {
+    let mut s = settings.drive.clone();
+    s.folder_ids = folder_ids.to_vec();
+    let problems = s.problems();
+    if !problems.is_empty() {
+        return Err(ConfigError(problems).into());
+    }
+    Ok(s)
+}
+
 pub async fn run(
     settings: &Settings,
     paths: &[PathBuf],
+    drive: &[String],
     timeout: u64,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     settings.validate(&[Component::Nats])?;
+    let drive_cfg = if drive.is_empty() {
+        None
+    } else {
+        Some(drive_settings(settings, drive)?)
+    };
     let files = collect_files(paths)?;
     let (_client, js) = kb_stream::connect(&settings.nats.url, "kb-cli").await?;
     let topo = kb_stream::topology::ensure(&js).await?;
     let publisher = Publisher::new(&topo, settings.nats.inline_max_bytes);
     let scanner = Scanner::new(
         &topo,
-        publisher,
+        publisher.clone(),
         ORIGIN_NAME,
         ORIGIN,
         PathBuf::from("/"),
@@ -101,6 +120,32 @@ pub async fn run(
             FileOutcome::Failed(p, reason) => pending.push((p, Some(reason))),
         }
         bar.inc(1);
+    }
+    // Drive files that got no version at all (e.g. a download cut short): failed outright.
+    let mut unpublished: Vec<FileReport> = Vec::new();
+    if let Some(cfg) = &drive_cfg {
+        bar.set_message("Drive");
+        let source = DriveSource::from_settings(cfg, &js, publisher.clone()).await?;
+        let report = source.ingest(drive).await?;
+        pending.extend(report.published.into_iter().map(|p| (p, None)));
+        pending.extend(report.unchanged);
+        for f in report.failed {
+            match f.version {
+                Some(p) => pending.push((p, Some(f.reason))),
+                None => unpublished.push(FileReport {
+                    path: f.path,
+                    source_id: String::new(),
+                    version: 0,
+                    status: "failed".into(),
+                    error: Some(f.reason),
+                    writers: BTreeMap::new(),
+                }),
+            }
+        }
+        for (path, why) in report.skipped {
+            tracing::info!(%path, %why, "Drive item skipped: nothing to read");
+        }
+        bar.set_length(pending.len() as u64);
     }
 
     bar.set_position(0);
@@ -157,6 +202,7 @@ pub async fn run(
                 writers: BTreeMap::new(),
             })
         })
+        .chain(unpublished)
         .collect();
     let count = |s: &str| files.iter().filter(|f| f.status == s).count();
     let report = Report {

@@ -1,4 +1,6 @@
+pub mod dead_letters;
 pub mod ingest;
+pub mod replay;
 pub mod search;
 pub mod status;
 pub mod verify;

@@ -43,6 +43,8 @@ struct Status {
     /// Dead letters per stage.
     dead_letters: BTreeMap<String, u64>,
     stores: BTreeMap<String, StoreStatus>,
+    /// Embedding cache hits/misses summed over every embedder; null before any used a cache.
+    embed_cache: Option<kb_embedder::cache::CacheStatus>,
 }
 
 async fn store_status<S: MirrorStore>(
@@ -135,11 +137,19 @@ pub async fn run(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
         "graph".to_string(),
         store_status(settings.neo4j.enabled, stores::graph(settings)).await,
     );
+    let embed_cache = match kb_embedder::cache::status(&js).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the embedding cache totals");
+            None
+        }
+    };
     let status = Status {
         streams,
         consumers,
         dead_letters,
         stores: stores_status,
+        embed_cache,
     };
 
     if json {
@@ -174,6 +184,20 @@ pub async fn run(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
             (None, Some(e)) => println!("{name:<9} unreachable: {e}"),
             (None, None) => println!("{name:<9} disabled"),
         }
+    }
+    match &status.embed_cache {
+        Some(c) => println!(
+            "\nEMBEDDING CACHE: {} hits, {} misses ({}), {} vectors, {} bytes",
+            c.hits,
+            c.misses,
+            c.hit_rate.map_or("no lookups yet".to_string(), |r| format!(
+                "{:.1}% hit rate",
+                r * 100.0
+            )),
+            c.entries,
+            c.bytes
+        ),
+        None => println!("\nEMBEDDING CACHE: not used yet"),
     }
     let total: u64 = status.dead_letters.values().sum();
     println!("\nDEAD LETTERS: {total}");

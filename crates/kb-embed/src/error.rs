@@ -1,6 +1,7 @@
 //! The one error type every provider returns, with a kind that tells callers what to do.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -27,12 +28,17 @@ impl fmt::Display for EmbedErrorKind {
 }
 
 /// An embedding failure: its [`EmbedErrorKind`], a message for operators, and the cause.
-#[derive(Debug)]
+///
+/// Cheap to clone (the cause is shared), because one failed request fails every input of it,
+/// and those inputs may belong to several documents.
+#[derive(Debug, Clone)]
 pub struct EmbedError {
     pub kind: EmbedErrorKind,
     message: String,
-    source: Option<BoxError>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
     retry_after: Option<Duration>,
+    throttled: bool,
+    input_specific: bool,
 }
 
 impl EmbedError {
@@ -42,6 +48,8 @@ impl EmbedError {
             message: message.into(),
             source: None,
             retry_after: None,
+            throttled: false,
+            input_specific: false,
         }
     }
 
@@ -59,7 +67,20 @@ impl EmbedError {
 
     /// Attaches the underlying error, kept for `source()` chains.
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
-        self.source = Some(source.into());
+        self.source = Some(Arc::from(source.into()));
+        self
+    }
+
+    /// Marks a rate-limit answer (HTTP 429): callers send fewer requests at once for a while.
+    pub fn throttled(mut self) -> Self {
+        self.throttled = true;
+        self
+    }
+
+    /// Marks a rejection caused by the request's inputs (HTTP 400/413/422): the same inputs in
+    /// smaller requests may pass, and one bad input must not fail its batch neighbours.
+    pub fn input_specific(mut self) -> Self {
+        self.input_specific = true;
         self
     }
 
@@ -83,6 +104,14 @@ impl EmbedError {
 
     pub fn is_transient(&self) -> bool {
         self.kind == EmbedErrorKind::Transient
+    }
+
+    pub fn is_throttled(&self) -> bool {
+        self.throttled
+    }
+
+    pub fn is_input_specific(&self) -> bool {
+        self.input_specific
     }
 }
 

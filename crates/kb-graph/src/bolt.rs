@@ -21,7 +21,16 @@ impl Tx {
             Some(db) => graph.start_txn_on(db).await,
             None => graph.start_txn().await,
         }
-        .map_err(|e| classify("begin transaction", e))?;
+        .map_err(|e| {
+            let mut err = classify("begin transaction", e);
+            // BEGIN carries no document data, so its refusal is the connection's or the
+            // server's state (a server shutting down answers "BEGIN not expected in state:
+            // AUTHENTICATION"), never the document's: retry, do not dead-letter.
+            if err.kind == kb_store::StoreErrorKind::Permanent {
+                err.kind = kb_store::StoreErrorKind::Transient;
+            }
+            err
+        })?;
         Ok(Self { txn })
     }
 

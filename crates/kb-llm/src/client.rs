@@ -13,8 +13,8 @@ use reqwest::StatusCode;
 use tokio::sync::Semaphore;
 
 use crate::error::LlmError;
-use crate::settings::LlmSettings;
 use crate::wire::{self, ChatRequest, ChatResponse, JsonSchema, Message, ResponseFormat, Usage};
+use crate::LlmSettings;
 use crate::{prompt, retry_after, schema};
 
 /// Longest exponential backoff step when the server gives no `Retry-After`.

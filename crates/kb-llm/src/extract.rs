@@ -17,9 +17,9 @@ use kb_proto::{Chunk, ParsedDocument};
 use crate::client::{ChatClient, Completion};
 use crate::error::LlmError;
 use crate::prompt;
-use crate::settings::LlmSettings;
 use crate::stats::ExtractionStats;
 use crate::validate::{self, GroupChunk, GroupOutput};
+use crate::LlmSettings;
 
 /// An entity the model found and the chunks confirmed.
 #[derive(Debug, Clone, PartialEq, Eq)]

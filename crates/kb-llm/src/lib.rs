@@ -27,15 +27,14 @@ mod names;
 pub mod prompt;
 mod retry_after;
 pub mod schema;
-mod settings;
 mod stats;
 mod validate;
 mod wire;
 
 pub use error::{LlmError, LlmErrorKind};
 pub use extract::{Extraction, LlmEntity, LlmExtractor, LlmMention, LlmRelation};
+pub use kb_core::settings::{LlmConfigError, LlmProvider as Provider, LlmSettings};
 pub use merge::{merge_into, MergeStats};
-pub use settings::{LlmConfigError, LlmSettings, Provider};
 pub use stats::ExtractionStats;
 
 /// What [`LlmExtractor::enrich`] did to a document.

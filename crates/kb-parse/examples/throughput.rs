@@ -1,29 +1,42 @@
-//! Parser throughput on the corpus transcripts and docs:
+//! Parser throughput per format (MB/s of input) on the shared corpus, or on given files:
 //! `cargo run --release -p kb-parse --example throughput [-- FILE...]`
+//! Files that fail to parse (the encrypted PDF, the image-only DOCX) are listed, not timed.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use kb_proto::SourceRef;
 
+// the shared corpus beside the repository
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus");
+
+fn corpus_files() -> Vec<String> {
+    let mut files = Vec::new();
+    for dir in ["transcripts", "pdf", "docx"] {
+        let Ok(entries) = std::fs::read_dir(format!("{CORPUS}/{dir}")) else {
+            eprintln!("{CORPUS}/{dir} is missing");
+            continue;
+        };
+        files.extend(
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| !p.to_string_lossy().ends_with(".queries.json"))
+                .map(|p| p.to_string_lossy().into_owned()),
+        );
+    }
+    files.sort();
+    files
+}
+
 fn main() {
     let mut files: Vec<String> = std::env::args().skip(1).collect();
     if files.is_empty() {
-        let dir = "/work/shared/corpus/transcripts";
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            eprintln!("no files given and {dir} is missing");
-            return;
-        };
-        files = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect();
-        files.sort();
+        files = corpus_files();
     }
     let opts = kb_parse::ParseOptions::default();
-    let mut total_bytes = 0usize;
-    let mut total_secs = 0.0f64;
+    // parser name → (bytes, seconds, files)
+    let mut per_format: BTreeMap<String, (usize, f64, usize)> = BTreeMap::new();
     for path in &files {
         let Ok(bytes) = std::fs::read(path) else {
             eprintln!("cannot read {path}");
@@ -37,27 +50,36 @@ fn main() {
         // repeat small files so the timing is not noise
         let rounds = (2_000_000 / bytes.len().max(1)).clamp(3, 200);
         let start = Instant::now();
-        let mut chunks = 0;
+        let mut parsed = None;
         for _ in 0..rounds {
             match kb_parse::parse(&source, &bytes, &opts) {
-                Ok(doc) => chunks = doc.chunks.len(),
+                Ok(doc) => parsed = Some((doc.parser, doc.chunks.len())),
                 Err(e) => {
-                    eprintln!("{path}: {e}");
+                    println!("{path}: {e} (not timed)");
                     break;
                 }
             }
         }
+        let Some((parser, chunks)) = parsed else {
+            continue;
+        };
         let secs = start.elapsed().as_secs_f64();
         let mb = (bytes.len() * rounds) as f64 / 1e6;
         println!(
-            "{path}: {} bytes, {chunks} chunks, {:.2} MB/s",
+            "{path}: {parser}, {} bytes, {chunks} chunks, {:.2} MB/s",
             bytes.len(),
             mb / secs
         );
-        total_bytes += bytes.len() * rounds;
-        total_secs += secs;
+        let e = per_format.entry(parser).or_default();
+        e.0 += bytes.len() * rounds;
+        e.1 += secs;
+        e.2 += 1;
     }
-    if total_secs > 0.0 {
-        println!("overall: {:.2} MB/s", total_bytes as f64 / 1e6 / total_secs);
+    println!("\nper format (all files of the format together):");
+    for (parser, (bytes, secs, n)) in &per_format {
+        println!(
+            "  {parser:<18} {n} files  {:.2} MB/s",
+            *bytes as f64 / 1e6 / secs
+        );
     }
 }

@@ -22,10 +22,10 @@ pub(crate) struct Packed {
     pub tokens: usize,
 }
 
-/// Label tokens of a block's runs: `Speaker:` for turns, nothing for the rest.
+/// Label tokens of a block's runs: `Speaker:` for turns with a speaker, nothing for the rest.
 pub(crate) fn label_tokens(block: &Block, budget: usize) -> usize {
     match &block.kind {
-        BlockKind::Turn { speaker, .. } => {
+        BlockKind::Turn { speaker, .. } if !speaker.is_empty() => {
             let t = estimate_tokens(speaker) + 1;
             if t * 4 <= budget {
                 t
@@ -250,6 +250,7 @@ mod tests {
             text,
             blocks: out,
             title: None,
+            parser: None,
         }
     }
 

@@ -10,12 +10,19 @@ pub enum ParseErrorKind {
     Empty,
     /// Larger than [`crate::ParseOptions::max_bytes`].
     TooLarge,
-    /// A format this version cannot read (PDF, DOCX, HTML, images, other binaries).
+    /// A format this version cannot read (images, archives, legacy Office, RTF, other binaries).
     UnsupportedFormat,
     /// Text in an encoding that could not be decoded (not UTF-8, UTF-16 with BOM, or Latin-1 text).
     InvalidEncoding,
-    /// The bytes claim a format but break its rules.
+    /// The bytes claim a format but break its rules (truncated, damaged, unreadable).
     Corrupt,
+    /// Password-protected (a PDF that needs a user password).
+    Encrypted,
+    /// A compressed part inflates beyond [`crate::ParseOptions::max_inflated_bytes`] or at an
+    /// implausible ratio (a zip or PDF stream built to exhaust memory).
+    DecompressionBomb,
+    /// Parsing ran past [`crate::ParseOptions::timeout_ms`].
+    Timeout,
 }
 
 impl ParseErrorKind {
@@ -27,10 +34,14 @@ impl ParseErrorKind {
             ParseErrorKind::UnsupportedFormat => "unsupported_format",
             ParseErrorKind::InvalidEncoding => "invalid_encoding",
             ParseErrorKind::Corrupt => "corrupt",
+            ParseErrorKind::Encrypted => "encrypted",
+            ParseErrorKind::DecompressionBomb => "decompression_bomb",
+            ParseErrorKind::Timeout => "timeout",
         }
     }
 
-    /// Always `false`: parsing is a pure function of the bytes, so retrying cannot help.
+    /// Always `false`: parsing is a pure function of the bytes (and the limits), so retrying
+    /// cannot help; a timeout is permanent too, as the same bytes take as long next time.
     pub fn is_transient(self) -> bool {
         false
     }
@@ -76,6 +87,9 @@ mod tests {
             (ParseErrorKind::UnsupportedFormat, "unsupported_format"),
             (ParseErrorKind::InvalidEncoding, "invalid_encoding"),
             (ParseErrorKind::Corrupt, "corrupt"),
+            (ParseErrorKind::Encrypted, "encrypted"),
+            (ParseErrorKind::DecompressionBomb, "decompression_bomb"),
+            (ParseErrorKind::Timeout, "timeout"),
         ];
         for (kind, name) in all {
             assert_eq!(kind.as_str(), name);

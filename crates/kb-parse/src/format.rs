@@ -4,7 +4,8 @@
 use crate::decode::{sniff_text, utf16_bom};
 use crate::formats::transcript::looks_like_transcript;
 
-/// Formats the detector knows. Only [`Format::is_supported`] ones can be parsed today.
+/// Formats the detector knows. Only [`Format::is_supported`] ones can be parsed; the others
+/// are recognized to refuse them with a clear reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
     Text,
@@ -50,7 +51,17 @@ impl Format {
 
     /// Whether [`crate::parse`] can read it in this version.
     pub fn is_supported(self) -> bool {
-        matches!(self, Format::Text | Format::Markdown | Format::Transcript)
+        matches!(
+            self,
+            Format::Text
+                | Format::Markdown
+                | Format::Transcript
+                | Format::Html
+                | Format::WebVtt
+                | Format::Srt
+                | Format::Pdf
+                | Format::Docx
+        )
     }
 }
 
@@ -100,8 +111,12 @@ fn detect_magic(path: &str, bytes: &[u8]) -> Option<Format> {
         return Some(Format::Pdf);
     }
     if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") {
+        // part names are plain text in the local headers (start) and the central directory (end)
         let start = &bytes[..bytes.len().min(SNIFF_BYTES)];
-        let is_word = find(start, b"word/").is_some() || extension(path).as_deref() == Some("docx");
+        let end = &bytes[bytes.len().saturating_sub(SNIFF_BYTES)..];
+        let is_word = find(start, b"word/").is_some()
+            || find(end, b"word/").is_some()
+            || extension(path).as_deref() == Some("docx");
         return Some(if is_word { Format::Docx } else { Format::Zip });
     }
     let magic: &[(&[u8], Format)] = &[
@@ -138,13 +153,30 @@ fn looks_like_srt(text: &str) -> bool {
     !first.is_empty() && first.bytes().all(|b| b.is_ascii_digit()) && second.contains("-->")
 }
 
+/// A doctype or `<html>` first (after an XML prolog and comments), or markup that opens with
+/// a tag and has a `<body>`, `<head>` or `<p>` early on.
 fn looks_like_html(text: &str) -> bool {
     let head: String = text
         .chars()
-        .take(64)
+        .take(1024)
         .collect::<String>()
         .to_ascii_lowercase();
-    head.starts_with("<!doctype html") || head.starts_with("<html")
+    let mut rest = head.trim_start();
+    loop {
+        if let Some(after) = rest.strip_prefix("<?xml") {
+            rest = after.split_once("?>").map_or("", |(_, r)| r).trim_start();
+        } else if let Some(after) = rest.strip_prefix("<!--") {
+            rest = after.split_once("-->").map_or("", |(_, r)| r).trim_start();
+        } else {
+            break;
+        }
+    }
+    rest.starts_with("<!doctype html")
+        || rest.starts_with("<html")
+        || (rest.starts_with('<')
+            && ["<body", "<head", "<p>", "<div", "<title"]
+                .iter()
+                .any(|t| rest.contains(t)))
 }
 
 /// At least two Markdown marks at line starts: ATX headings (`## x`) or code fences.
@@ -202,6 +234,15 @@ mod tests {
             Format::Srt
         );
         assert_eq!(detect("a", b"<!DOCTYPE html><html></html>"), Format::Html);
+        assert_eq!(
+            detect(
+                "a",
+                b"<?xml version=\"1.0\"?>\n<!-- c -->\n<html xmlns=\"x\">"
+            ),
+            Format::Html
+        );
+        assert_eq!(detect("a.txt", b"<div><p>hi</p></div>"), Format::Html);
+        assert_eq!(detect("a.txt", b"<b>not a page</b>"), Format::Text);
         assert_eq!(detect("README.MD", b"plain words"), Format::Markdown);
         assert_eq!(detect("page.htm", b"hello"), Format::Html);
         assert_eq!(

@@ -1,26 +1,43 @@
 //! Turns the bytes of one source document into a [`kb_proto::ParsedDocument`]: title,
 //! chunks with importance scores, entities, mentions and relations. Pure and local: no
-//! network, no model, the same bytes always give the same result (ids included).
+//! network, no model, no native library; the same bytes always give the same result (ids
+//! included).
 //!
 //! # Pipeline
-//! 1. [`detect`] the format by content (magic bytes, transcript shape), then by extension.
-//! 2. A [`FormatReader`] (one module per format under `formats/`) decodes the bytes
-//!    (UTF-8, UTF-16 with BOM, else Latin-1 if it looks like text) and returns a
-//!    [`StructuredText`]: the text plus headings, paragraphs, code and speaker turns.
-//!    Supported: plain text (`text/1`), Markdown (`markdown/1`), Otter.ai-style transcripts
-//!    (`transcript/1`). PDF, DOCX, HTML, WebVTT, SRT and binaries are detected and refused
-//!    with `UnsupportedFormat`; each can be added as one more reader.
+//! 1. [`detect`] the format by content (magic bytes, zip part names, WebVTT/SRT/HTML
+//!    markers, transcript shape), then by file extension.
+//! 2. A [`FormatReader`] (one module per format under `formats/`) reads the bytes within the
+//!    [`Limits`] of [`ParseOptions`] (time, inflated bytes, pages) and returns a
+//!    [`StructuredText`]: the text plus headings, paragraphs, tables, code and speaker turns.
+//!    Supported (`ParsedDocument.parser`):
+//!    - plain text `text/1` and Markdown `markdown/1` (UTF-8, UTF-16 with BOM, Latin-1);
+//!    - Otter.ai-style transcripts `transcript/1` (`Speaker Name  m:ss` line, then the text);
+//!    - HTML `html/1` (scripts, styles and hidden parts dropped; headings, paragraphs,
+//!      lists, tables);
+//!    - WebVTT `webvtt/1` and SRT `srt/1` (cues → speaker turns with start times, from
+//!      `<v Name>` voices or `Name:` prefixes);
+//!    - DOCX `docx/1` (paragraphs, headings by style, lists, tables, headers, footers, notes;
+//!      images skipped), and DOCX laid out as an Otter transcript `transcript-docx/1`,
+//!      recognized by content;
+//!    - PDF `pdf/1` (text in reading order: columns, rows, right-to-left scripts, tables,
+//!      headings by font size; pure Rust, see `formats/pdf`).
+//!
+//!    Images, archives, legacy Office, RTF and other binaries are refused by name. Failures
+//!    are typed ([`ParseErrorKind`]): `empty`, `too_large`, `unsupported_format`,
+//!    `invalid_encoding`, `corrupt`, `encrypted`, `decompression_bomb`, `timeout`.
 //! 3. Blocks are split into sentences and packed into chunks of at most
 //!    [`ParseOptions::chunk_tokens`] approximate WordPiece tokens ([`tokens`] documents the
 //!    rule, `token_count` is that measure of the chunk's text), never cutting inside a word
 //!    (except a single word over ~3/4 of a chunk, e.g. a base64 blob):
-//!    - a Markdown heading closes the chunk before it and starts a section; `section` is the
-//!      heading path (`"Guide > Install"`), and the chunk text starts with the heading;
+//!    - a heading (Markdown, HTML, DOCX style, PDF font size) closes the chunk before it and
+//!      starts a section; `section` is the heading path (`"Guide > Install"`), and the chunk
+//!      text starts with the heading;
+//!    - a table goes whole into a chunk when it fits, else it is split between rows;
 //!    - a whole paragraph or speaker turn goes into the current chunk if it fits, otherwise
 //!      into the next; only a block larger than a chunk is split, at sentence boundaries;
 //!    - a new chunk repeats the last whole sentences of the previous one, up to
 //!      [`ParseOptions::overlap_tokens`] (not across sections);
-//!    - transcript turns are rendered `Speaker: text`, one turn per line.
+//!    - transcript turns and subtitle cues are rendered `Speaker: text`, one turn per line.
 //! 4. Entities are extracted by local heuristics (see `entities/`), relations built from
 //!    co-occurrence (see [`relations`]), and every chunk scored (see [`importance`]).
 //!
@@ -29,8 +46,8 @@
 //! name), equal across documents (see [`ids`]).
 //!
 //! # Offsets and times
-//! Chunk offsets are byte offsets into the decoded text with line endings normalized to
-//! `\n`. Transcript chunks carry their speakers (first appearance order) and a time range:
+//! Chunk offsets are byte offsets into the reader's text: the decoded text with line endings
+//! normalized to `\n` for text formats, the extracted text for PDF, DOCX, HTML and subtitles. Transcript chunks carry their speakers (first appearance order) and a time range:
 //! a turn ends where the next begins, the last one after its words at 150 words a minute;
 //! a chunk holding part of a turn gets that part's share by words. Other chunks: -1.
 
@@ -45,6 +62,7 @@ mod format;
 mod formats;
 pub mod ids;
 pub mod importance;
+mod limits;
 mod options;
 pub mod relations;
 mod render;
@@ -60,6 +78,7 @@ use kb_proto::{Mention, ParsedDocument, SourceRef};
 pub use entities::{canonical_name, speaker_canonical, EntityType};
 pub use error::{ParseError, ParseErrorKind};
 pub use format::{detect, Format};
+pub use limits::Limits;
 pub use options::{ParseOptions, MIN_CHUNK_TOKENS};
 pub use relations::{RelationType, MAX_RELATIONS};
 pub use structured::{reader_for, Block, BlockKind, FormatReader, StructuredText};
@@ -67,6 +86,16 @@ pub use tokens::estimate_tokens;
 
 use entities::EntityType as Ty;
 use importance::{ChunkSignals, DocSignals};
+
+/// A password-protected DOCX/XLSX/PPTX is an OLE compound file holding an
+/// `EncryptedPackage` stream (its name is UTF-16 in the directory).
+fn is_encrypted_office(bytes: &[u8]) -> bool {
+    let name: Vec<u8> = "EncryptedPackage"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    bytes.windows(name.len()).any(|w| w == name.as_slice())
+}
 
 /// Parses one document. Every error is permanent (see [`ParseErrorKind`]).
 pub fn parse(
@@ -87,18 +116,32 @@ pub fn parse(
             ),
         ));
     }
-    let reader = reader_for(detect(&source.path, bytes))?;
-    let doc = reader.read(bytes)?;
+    let limits = Limits::new(opts);
+    let format = detect(&source.path, bytes);
+    if format == Format::OleCompound && is_encrypted_office(bytes) {
+        return Err(ParseError::new(
+            ParseErrorKind::Encrypted,
+            "a password-protected Office document (its content is encrypted)",
+        ));
+    }
+    let reader = reader_for(format)?;
+    let doc = reader.read_limited(bytes, &limits)?;
+    limits.check_time()?;
     let budget = opts.effective_chunk_tokens();
     let atoms = segment::segment(&doc.text, &doc.blocks, |b| {
         chunk::max_atom_tokens(b, budget)
     });
     if atoms.is_empty() {
-        return Err(ParseError::new(ParseErrorKind::Empty, "no text content"));
+        return Err(ParseError::new(
+            ParseErrorKind::Empty,
+            format!("no text content in this {}", format.name()),
+        ));
     }
     let packed = chunk::pack(&doc, &atoms, budget, opts.effective_overlap_tokens());
+    limits.check_time()?;
     let mut chunks = render::render(&source.source_id, &doc, &atoms, &packed, budget);
     let ex = entities::extract(&doc, &atoms);
+    limits.check_time()?;
 
     let chunk_atoms: Vec<Vec<usize>> = packed.iter().map(|p| p.atoms.clone()).collect();
     let mut mentions = Vec::new();
@@ -160,6 +203,6 @@ pub fn parse(
         relations,
         embedding_model: String::new(),
         embedding_dimensions: 0,
-        parser: reader.parser_name().to_owned(),
+        parser: doc.parser.unwrap_or(reader.parser_name()).to_owned(),
     })
 }

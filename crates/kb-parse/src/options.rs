@@ -12,6 +12,14 @@ pub struct ParseOptions {
     pub chunk_tokens: usize,
     /// Tokens of context repeated from the end of the previous chunk (clamped to half a chunk).
     pub overlap_tokens: usize,
+    /// Bytes that the compressed parts of one document (zip entries, PDF streams) may inflate
+    /// to in total; more fails with `DecompressionBomb`.
+    pub max_inflated_bytes: usize,
+    /// Pages a PDF may have; more fails with `TooLarge`.
+    pub max_pages: usize,
+    /// Wall-clock budget of one parse in milliseconds (0: none); past it the parse stops with
+    /// `Timeout` at its next check.
+    pub timeout_ms: u64,
 }
 
 /// Smallest budget the chunker accepts; smaller values are raised to it so a speaker label
@@ -24,6 +32,9 @@ impl Default for ParseOptions {
             max_bytes: 64 * 1024 * 1024,
             chunk_tokens: 200,
             overlap_tokens: 30,
+            max_inflated_bytes: 256 * 1024 * 1024,
+            max_pages: 2000,
+            timeout_ms: 0,
         }
     }
 }

@@ -90,7 +90,7 @@ pub(crate) fn render(
                         text.push_str(speaker);
                         text.push_str(": ");
                     }
-                    if !speakers.contains(speaker) {
+                    if !speaker.is_empty() && !speakers.contains(speaker) {
                         speakers.push(speaker.clone());
                     }
                     if let Some(turn) = times[block_idx] {
@@ -160,6 +160,7 @@ mod tests {
                 },
             ],
             title: None,
+            parser: None,
         };
         let atom = |block, words| Atom {
             block,

@@ -39,7 +39,7 @@ pub(crate) fn segment(
     for (bi, block) in blocks.iter().enumerate() {
         let max = max_tokens(block).max(1);
         let units = match block.kind {
-            BlockKind::Code => lines(text, block.start, block.end),
+            BlockKind::Code | BlockKind::Table => lines(text, block.start, block.end),
             BlockKind::Heading { .. } => vec![(block.start, block.end)],
             _ => sentences(text, block.start, block.end),
         };

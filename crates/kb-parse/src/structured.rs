@@ -5,7 +5,11 @@
 
 use crate::error::{ParseError, ParseErrorKind};
 use crate::format::Format;
-use crate::formats::{markdown::MarkdownReader, text::TextReader, transcript::TranscriptReader};
+use crate::formats::{
+    docx::DocxReader, html::HtmlReader, markdown::MarkdownReader, pdf::PdfReader,
+    subtitles::SubtitleReader, text::TextReader, transcript::TranscriptReader,
+};
+use crate::limits::Limits;
 
 /// What a block is; decides how it is chunked and rendered.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,9 +18,13 @@ pub enum BlockKind {
     Heading { level: u8 },
     /// Running text; a preferred chunk boundary.
     Paragraph,
-    /// Preformatted text (code, tables): split on lines only, no entity extraction.
+    /// Preformatted text (code): split on lines only, no entity extraction.
     Code,
-    /// One speaker turn of a transcript; `start_seconds` from the start of the recording.
+    /// A table, one row per line with cells separated by `" | "`: split between rows only,
+    /// entities extracted.
+    Table,
+    /// One speaker turn of a transcript or subtitle cue; `start_seconds` from the start of the
+    /// recording. `speaker` is empty when the source does not say who speaks.
     Turn { speaker: String, start_seconds: f64 },
 }
 
@@ -36,6 +44,9 @@ pub struct StructuredText {
     pub blocks: Vec<Block>,
     /// A title the format itself names (e.g. the first Markdown heading).
     pub title: Option<String>,
+    /// The parser name to record when it differs from the reader's (a DOCX that turns out to
+    /// be a meeting transcript).
+    pub parser: Option<&'static str>,
 }
 
 impl StructuredText {
@@ -49,8 +60,14 @@ impl StructuredText {
 pub trait FormatReader: Sync {
     /// Name and version recorded in `ParsedDocument.parser`, e.g. `"markdown/1"`.
     fn parser_name(&self) -> &'static str;
-    /// Reads a whole document. Empty content is the caller's concern (it checks blocks).
-    fn read(&self, bytes: &[u8]) -> Result<StructuredText, ParseError>;
+    /// Reads a whole document within `limits`. Empty content is the caller's concern (it
+    /// checks blocks).
+    fn read_limited(&self, bytes: &[u8], limits: &Limits) -> Result<StructuredText, ParseError>;
+
+    /// [`FormatReader::read_limited`] with the default limits.
+    fn read(&self, bytes: &[u8]) -> Result<StructuredText, ParseError> {
+        self.read_limited(bytes, &Limits::default())
+    }
 }
 
 /// The reader of a format, or `UnsupportedFormat` naming it.
@@ -59,10 +76,15 @@ pub fn reader_for(format: Format) -> Result<&'static dyn FormatReader, ParseErro
         Format::Text => Ok(&TextReader),
         Format::Markdown => Ok(&MarkdownReader),
         Format::Transcript => Ok(&TranscriptReader),
+        Format::Html => Ok(&HtmlReader),
+        Format::WebVtt => Ok(&SubtitleReader::WEBVTT),
+        Format::Srt => Ok(&SubtitleReader::SRT),
+        Format::Pdf => Ok(&PdfReader),
+        Format::Docx => Ok(&DocxReader),
         other => Err(ParseError::new(
             ParseErrorKind::UnsupportedFormat,
             format!(
-                "{} is not supported yet (detected from the content or file name)",
+                "{} is not a supported document format (detected from the content or file name)",
                 other.name()
             ),
         )),
@@ -93,9 +115,9 @@ mod tests {
 
     #[test]
     fn unsupported_formats_name_themselves() {
-        let e = reader_for(Format::Pdf).err().unwrap();
+        let e = reader_for(Format::OleCompound).err().unwrap();
         assert_eq!(e.kind, ParseErrorKind::UnsupportedFormat);
-        assert!(e.message.contains("PDF"), "{}", e.message);
+        assert!(e.message.contains("legacy Office"), "{}", e.message);
         assert_eq!(
             reader_for(Format::Markdown).unwrap().parser_name(),
             "markdown/1"

@@ -62,6 +62,7 @@ mod tests {
             text,
             blocks: vec![turn.clone(), para],
             title: None,
+            parser: None,
         };
         assert_eq!(title(&doc, "dir/x.txt", "id"), "First line");
         doc.title = Some("Heading".into());

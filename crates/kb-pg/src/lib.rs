@@ -5,11 +5,13 @@
 //! `tombstones`, and implements [`kb_store::MirrorStore`]: one transaction per document,
 //! last-writer-wins on the source version (tombstones included), batched `UNNEST` inserts,
 //! orphaned entities removed with the last source that referenced them. Also: cosine search
-//! over the HNSW index and the seed's Phase 5 verification SQL, run verbatim.
+//! over the HNSW index and the seed's Phase 5 verification SQL, run verbatim. Bulk mode fills
+//! an empty store without the HNSW index and builds it once at the end.
 //!
 //! Works with a local server and with hosted Postgres (`sslmode=require`, rustls).
 
 mod apply;
+mod bulk;
 mod error;
 mod phase5;
 mod read;
@@ -77,6 +79,16 @@ impl PgStore {
     pub fn dimensions(&self) -> usize {
         self.dimensions
     }
+
+    /// True when the store holds no source and no tombstone.
+    pub async fn is_empty(&self) -> Result<bool, StoreError> {
+        bulk::is_empty(&self.pool).await
+    }
+
+    /// Whether the HNSW index `chunks_embedding_hnsw_idx` exists (it is absent in bulk mode).
+    pub async fn has_vector_index(&self) -> Result<bool, StoreError> {
+        bulk::has_vector_index(&self.pool).await
+    }
 }
 
 #[async_trait::async_trait]
@@ -101,5 +113,14 @@ impl MirrorStore for PgStore {
 
     async fn counts(&self) -> Result<StoreCounts, StoreError> {
         read::counts(&self.pool).await
+    }
+
+    /// On an empty store, drops the HNSW index until [`MirrorStore::end_bulk`] builds it.
+    async fn begin_bulk(&self) -> Result<bool, StoreError> {
+        bulk::begin(&self.pool).await
+    }
+
+    async fn end_bulk(&self) -> Result<(), StoreError> {
+        bulk::end(&self.pool, self.dimensions).await
     }
 }

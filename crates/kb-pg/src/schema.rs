@@ -2,30 +2,45 @@
 //! which depend on the configured model and so cannot live in a fixed migration.
 
 use kb_store::{StoreError, StoreErrorKind};
-use sqlx::{PgConnection, PgPool};
+use sqlx::pool::PoolConnection;
+use sqlx::{PgConnection, PgPool, Postgres};
 
 use crate::error::{config, migrate_error, store_error};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Session advisory lock (single-key space) held while preparing, so two processes starting at
-/// once do not race on `CREATE EXTENSION` or the column type.
+/// Session advisory lock (single-key space) held while preparing or switching bulk mode, so two
+/// processes starting at once do not race on `CREATE EXTENSION`, the column type or the index.
 const PREPARE_LOCK: i64 = 0x6b62_5f70_675f_7072; // "kb_pg_pr"
 
 /// pgvector's limit for the `vector` type.
 pub(crate) const MAX_DIMENSIONS: usize = 16_000;
 
 pub(crate) async fn prepare(pool: &PgPool, dimensions: usize) -> Result<(), StoreError> {
+    let mut conn = lock_schema(pool, "preparing the Postgres schema").await?;
+    let result = prepare_locked(&mut conn, dimensions).await;
+    unlock_schema(conn).await;
+    result
+}
+
+/// A connection holding the schema lock; hand it back to [`unlock_schema`].
+pub(crate) async fn lock_schema(
+    pool: &PgPool,
+    what: &str,
+) -> Result<PoolConnection<Postgres>, StoreError> {
     let mut conn = pool
         .acquire()
         .await
-        .map_err(|e| store_error("preparing the Postgres schema: connecting", e))?;
+        .map_err(|e| store_error(format!("{what}: connecting"), e))?;
     sqlx::query("SELECT pg_advisory_lock($1)")
         .bind(PREPARE_LOCK)
         .execute(&mut *conn)
         .await
-        .map_err(|e| store_error("preparing the Postgres schema: taking the lock", e))?;
-    let result = prepare_locked(&mut conn, dimensions).await;
+        .map_err(|e| store_error(format!("{what}: taking the lock"), e))?;
+    Ok(conn)
+}
+
+pub(crate) async fn unlock_schema(mut conn: PoolConnection<Postgres>) {
     let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
         .bind(PREPARE_LOCK)
         .execute(&mut *conn)
@@ -34,7 +49,6 @@ pub(crate) async fn prepare(pool: &PgPool, dimensions: usize) -> Result<(), Stor
         // The lock lives as long as the session: closing it is the sure way to release it.
         conn.close_on_drop();
     }
-    result
 }
 
 async fn prepare_locked(conn: &mut PgConnection, dimensions: usize) -> Result<(), StoreError> {
@@ -66,22 +80,45 @@ async fn prepare_locked(conn: &mut PgConnection, dimensions: usize) -> Result<()
             )?;
         }
     }
-    sqlx::query(
-        "CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw_idx
-         ON chunks USING hnsw (embedding vector_cosine_ops)",
-    )
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| match crate::error::kind_of(&e) {
+    create_vector_index(conn, dimensions).await
+}
+
+/// The HNSW index over `chunks.embedding` (cosine), if missing. Built with a large
+/// `maintenance_work_mem` so the graph is built in memory: when it does not fit, pgvector
+/// builds on disk, many times slower. Memory is only used as far as the data needs it.
+pub(crate) async fn create_vector_index(
+    conn: &mut PgConnection,
+    dimensions: usize,
+) -> Result<(), StoreError> {
+    let failed = |e: sqlx::Error| {
+        match crate::error::kind_of(&e) {
         StoreErrorKind::Transient => store_error("creating the HNSW index", e),
         _ => StoreError::with_source(
             StoreErrorKind::Config,
             format!("cannot create the HNSW index on vector({dimensions}) (pgvector indexes at most 2000 dimensions)"),
             e,
         ),
-    })?;
-    Ok(())
+    }
+    };
+    let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(failed)?;
+    sqlx::query(INDEX_BUILD_MEMORY)
+        .execute(&mut *tx)
+        .await
+        .map_err(failed)?;
+    sqlx::query(&format!(
+        "CREATE INDEX IF NOT EXISTS {VECTOR_INDEX} ON chunks USING hnsw (embedding vector_cosine_ops)"
+    ))
+    .execute(&mut *tx)
+    .await
+    .map_err(failed)?;
+    tx.commit().await.map_err(failed)
 }
+
+/// Transaction-local, so pooled connections keep the server's default.
+const INDEX_BUILD_MEMORY: &str = "SET LOCAL maintenance_work_mem = '512MB'";
+
+/// The vector index's name (`chunks_embedding_hnsw_idx`).
+pub(crate) const VECTOR_INDEX: &str = "chunks_embedding_hnsw_idx";
 
 /// At connect: refuses a store whose embeddings have another dimension than the model's.
 pub(crate) async fn check_dimension(pool: &PgPool, dimensions: usize) -> Result<(), StoreError> {

@@ -58,4 +58,16 @@ pub trait MirrorStore: Send + Sync {
     async fn summaries(&self) -> Result<Vec<SourceSummary>, StoreError>;
     /// Totals over the whole store.
     async fn counts(&self) -> Result<StoreCounts, StoreError>;
+    /// Bulk mode for filling an **empty** store from the mirror stream (replay, a writer
+    /// catching up into a new database): the store may drop what makes single writes slow,
+    /// e.g. a vector index. Returns whether bulk mode is now on; `false` (the default) when the
+    /// store holds anything or has nothing to gain. Changes still go through [`Self::apply`].
+    async fn begin_bulk(&self) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    /// Ends bulk mode: rebuilds what [`Self::begin_bulk`] dropped. Idempotent, and safe to
+    /// call when bulk mode was never started.
+    async fn end_bulk(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

@@ -66,6 +66,10 @@ impl ConsumerSpec {
     }
 }
 
+/// How long one pull request waits for messages before the loop asks again (with the slots
+/// that are free by then).
+const PULL_EXPIRES: Duration = Duration::from_secs(2);
+
 /// One message handed to a handler.
 #[derive(Debug, Clone)]
 pub struct Delivery {
@@ -165,15 +169,25 @@ pub async fn run<H: Handler>(
     let slots = Arc::new(Semaphore::new(spec.concurrency.max(1)));
     tracing::info!(stage = spec.stage, filter = %spec.filter_subject, "consuming");
     'outer: while !shutdown.is_cancelled() {
-        let mut messages = match consumer
-            .stream()
-            .max_messages_per_batch(spec.concurrency.max(1) * 2)
-            .heartbeat(Duration::from_secs(5))
-            .expires(Duration::from_secs(30))
+        // Pull only as many messages as there are free slots. A message fetched ahead would
+        // wait here without in-progress acks, outlive ack_wait and be redelivered to another
+        // worker, which would then do (and pay for) the same work a second time.
+        let first = tokio::select! {
+            _ = shutdown.cancelled() => break 'outer,
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break 'outer },
+        };
+        let mut permits = vec![first];
+        while let Ok(p) = slots.clone().try_acquire_owned() {
+            permits.push(p);
+        }
+        let mut batch = match consumer
+            .batch()
+            .max_messages(permits.len())
+            .expires(PULL_EXPIRES)
             .messages()
             .await
         {
-            Ok(m) => m,
+            Ok(b) => b,
             Err(e) => {
                 tracing::warn!(stage = spec.stage, error = %e, "cannot pull, retrying");
                 tokio::select! {
@@ -183,30 +197,32 @@ pub async fn run<H: Handler>(
             }
         };
         loop {
-            // Take a slot first so we never hold a message we cannot start on.
-            let permit = tokio::select! {
-                _ = shutdown.cancelled() => break 'outer,
-                p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break 'outer },
-            };
             let next = tokio::select! {
                 _ = shutdown.cancelled() => break 'outer,
-                n = messages.next() => n,
+                n = batch.next() => n,
             };
             match next {
                 Some(Ok(msg)) => {
+                    let Some(permit) = permits.pop() else {
+                        // More than asked for cannot happen; it is redelivered after ack_wait.
+                        break;
+                    };
                     let (handler, publisher, spec) =
                         (handler.clone(), publisher.clone(), spec.clone());
                     tokio::spawn(async move {
                         process(msg, &*handler, &publisher, &spec).await;
                         drop(permit);
                     });
+                    if permits.is_empty() {
+                        break;
+                    }
                 }
                 Some(Err(e)) => {
-                    tracing::warn!(stage = spec.stage, error = %e, "pull failed, resubscribing");
+                    tracing::warn!(stage = spec.stage, error = %e, "pull failed, retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue 'outer;
+                    break;
                 }
-                None => continue 'outer,
+                None => break,
             }
         }
     }

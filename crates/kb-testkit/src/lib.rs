@@ -10,16 +10,27 @@
 //! - [`Stack::nats`]: a private `nats-server` with JetStream, which a test can stop, kill and
 //!   restart on the same port and data.
 //!
+//! And private servers for tests that take a store away (stop, kill -9, start again on the
+//! same port and data), each killed with the value that owns it:
+//!
+//! - [`Stack::private_postgres`]: a [`PostgresServer`] (pgvector available) of its own;
+//! - [`Stack::private_graph`]: a [`GraphServer`], an ArcadeDB Bolt server of its own.
+//!
 //! The stack is left running when the process ends (`make test` stops it); databases left
 //! behind by finished test processes are dropped the next time a process starts the stack.
 //! Set `KB_TEST_STACK=external` to use an already started stack without running `start`.
 
 mod graph;
+mod graph_server;
 mod names;
 mod nats;
+mod pg_server;
 mod postgres;
+mod process;
 mod stack;
 
 pub use graph::GraphDb;
+pub use graph_server::GraphServer;
 pub use nats::NatsServer;
+pub use pg_server::PostgresServer;
 pub use stack::{stack, Stack};

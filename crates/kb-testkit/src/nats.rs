@@ -1,16 +1,15 @@
 //! A private `nats-server` with JetStream per test: own ports, own data directory, and the
 //! controls a test needs to exercise broker failures (graceful stop, SIGKILL, restart).
 
-use std::fs::OpenOptions;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use rustix::process::{kill_process, Pid, Signal};
+use rustix::process::Signal;
 use tempfile::TempDir;
 
+use crate::process::{append_log, free_ports, is_alive, kill9, log_tail, terminate};
 use crate::Stack;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -45,7 +44,7 @@ impl Stack {
         // Another process may grab a port between our probe and the server's bind: retry.
         let mut last_error = anyhow!("nats-server did not start");
         for _ in 0..START_ATTEMPTS {
-            (server.port, server.monitor_port) = two_free_ports()?;
+            [server.port, server.monitor_port] = free_ports()?;
             match server.start().await {
                 Ok(()) => return Ok(server),
                 Err(e) => last_error = e,
@@ -81,40 +80,17 @@ impl NatsServer {
 
     /// True while the server process is alive.
     pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(child) => matches!(child.try_wait(), Ok(None)),
-            None => false,
-        }
+        is_alive(&mut self.child)
     }
 
     /// Graceful stop: SIGTERM, then wait until the process is gone (SIGKILL after a timeout).
     pub async fn stop(&mut self) -> anyhow::Result<()> {
-        let Some(mut child) = self.child.take() else {
-            return Ok(());
-        };
-        if child.try_wait()?.is_some() {
-            return Ok(());
-        }
-        kill_process(Pid::from_child(&child), Signal::TERM).context("cannot signal nats-server")?;
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while child.try_wait()?.is_none() {
-            if Instant::now() > deadline {
-                child.kill()?;
-                child.wait()?;
-                bail!("nats-server ignored SIGTERM for {STOP_TIMEOUT:?} and was killed");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Ok(())
+        terminate(self.child.take(), Signal::TERM, STOP_TIMEOUT, "nats-server").await
     }
 
     /// SIGKILL: the broker dies without flushing, as in a crash.
     pub fn kill9(&mut self) -> anyhow::Result<()> {
-        if let Some(mut child) = self.child.take() {
-            child.kill().context("cannot kill nats-server")?;
-            child.wait().context("cannot reap nats-server")?;
-        }
-        Ok(())
+        kill9(self.child.take(), "nats-server")
     }
 
     /// Starts (or restarts) the server on the same ports and data dir and waits until JetStream
@@ -123,11 +99,7 @@ impl NatsServer {
         if self.is_running() {
             return Ok(());
         }
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .context("cannot open the nats-server log")?;
+        let log = append_log(&self.log_path())?;
         let child = Command::new(&self.bin)
             .arg("-js")
             .args(["-a", "127.0.0.1"])
@@ -143,7 +115,7 @@ impl NatsServer {
         self.child = Some(child);
         if let Err(e) = self.wait_ready().await {
             let _ = self.kill9();
-            return Err(e.context(log_tail(&self.log_path())));
+            return Err(e.context(log_tail(&self.log_path(), "nats-server")));
         }
         Ok(())
     }
@@ -178,22 +150,4 @@ impl Drop for NatsServer {
     fn drop(&mut self) {
         let _ = self.kill9();
     }
-}
-
-/// Two distinct ports that were free a moment ago (both bound at once so they differ).
-fn two_free_ports() -> anyhow::Result<(u16, u16)> {
-    let a = TcpListener::bind("127.0.0.1:0")?;
-    let b = TcpListener::bind("127.0.0.1:0")?;
-    Ok((a.local_addr()?.port(), b.local_addr()?.port()))
-}
-
-fn log_tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let start = lines.len().saturating_sub(20);
-    format!(
-        "nats-server log ({}):\n{}",
-        path.display(),
-        lines[start..].join("\n")
-    )
 }

@@ -28,13 +28,15 @@ fn invalid(msg: impl Into<String>) -> StreamError {
     StreamError::new(StreamErrorKind::Decode, msg)
 }
 
+/// The source an event's envelope names, even when its body cannot be read: dead letters and
+/// staleness checks need it.
+pub fn source_of(payload: &[u8]) -> Option<SourceRef> {
+    MirrorEvent::decode(payload).ok().and_then(|e| e.source)
+}
+
 /// The version an undecodable-body message claims, for staleness checks; 0 if none.
 pub fn version_of(payload: &[u8]) -> u64 {
-    MirrorEvent::decode(payload)
-        .ok()
-        .and_then(|e| e.source)
-        .map(|s| s.version)
-        .unwrap_or(0)
+    source_of(payload).map(|s| s.version).unwrap_or(0)
 }
 
 pub async fn decode_mirror_event(

@@ -22,6 +22,7 @@ load_instance_config() {
     case "$INSTANCE" in
         dev) nats=4222 nats_mon=8222 pg=5433 bolt=7687 http=2480 heap=512m ;;
         test) nats=14222 nats_mon=18222 pg=15433 bolt=17687 http=12480 heap=768m ;;
+        bench) nats=24222 nats_mon=28222 pg=25433 bolt=27687 http=22480 heap=1g ;;
         *)
             # No default ports for other names: guessing would collide with dev or test.
             local v

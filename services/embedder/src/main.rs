@@ -1,7 +1,7 @@
 use clap::Parser;
 use kb_core::{Component, Settings};
 
-/// kb-mirror parser: adds an embedding to every chunk; run as many as you like.
+/// kb-mirror embedder: adds an embedding to every chunk; run as many as you like.
 #[derive(Parser)]
 #[command(version)]
 struct Args {

@@ -13,14 +13,28 @@ pub async fn run(settings: Settings, ctx: Context) -> anyhow::Result<()> {
         return Ok(());
     }
     let n = &settings.neo4j;
-    let store = kb_graph::GraphStore::connect(&kb_graph::GraphConfig {
+    let config = kb_graph::GraphConfig {
         uri: n.uri.clone(),
         user: n.user.clone(),
         password: n.password.expose().to_string(),
         database: n.database.clone(),
         max_connections: n.max_connections,
-    })
-    .await?;
+    };
+    // The graph server may be down when the writer (re)starts: wait for it instead of exiting,
+    // so the writer catches up by itself when it returns.
+    let store = loop {
+        match kb_graph::GraphStore::connect(&config).await {
+            Ok(store) => break store,
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, "graph server not reachable, waiting for it");
+                tokio::select! {
+                    _ = ctx.shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     // One document at a time: concurrent MERGEs of shared entities conflict on some servers.
     kb_writer::run(
         "graph-writer",

@@ -14,7 +14,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let settings = Settings::load(args.config.as_deref())?;
-    settings.validate(&[Component::Nats])?;
+    settings.validate(&[Component::Nats, Component::Llm])?;
     kb_core::service::run("kb-parser", &settings.clone(), |ctx| {
         kb_parser::run(settings, ctx)
     })

@@ -15,7 +15,21 @@ pub async fn run(settings: Settings, dimensions: usize, ctx: Context) -> anyhow:
         return Ok(());
     }
     let pg = &settings.postgres;
-    let store = kb_pg::PgStore::connect(pg.url.expose(), dimensions, pg.max_connections).await?;
+    // Postgres may be down when the writer (re)starts: wait for it instead of exiting, so the
+    // writer catches up by itself when it returns.
+    let store = loop {
+        match kb_pg::PgStore::connect(pg.url.expose(), dimensions, pg.max_connections).await {
+            Ok(store) => break store,
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, "postgres not reachable, waiting for it");
+                tokio::select! {
+                    _ = ctx.shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     kb_writer::run(
         "pg-writer",
         store,

@@ -5,10 +5,15 @@
 //! letter. What it has published lives in the JetStream KV bucket `kb_watch`, so a restart (or
 //! another machine) republishes nothing unchanged and notices what was deleted meanwhile.
 //!
-//! [`Scanner`] is the reusable part (the `kb ingest` command uses it); [`run`] is the service.
+//! With `[drive] enabled`, a Google Drive source runs beside the folder: see [`drive`].
+//!
+//! [`Scanner`] and [`drive::DriveSource`] are the reusable parts (the `kb ingest` command uses
+//! them); [`run`] is the service.
 
+pub mod drive;
 pub mod error;
 pub mod media;
+mod mirror;
 mod notify;
 mod reconcile;
 pub mod scan;
@@ -16,6 +21,7 @@ mod service;
 pub mod state;
 pub mod walk;
 
+pub use drive::{DriveSource, SyncReport};
 pub use error::{WatchError, WatchErrorKind};
 pub use scan::{FileOutcome, Published, ScanReport, Scanner};
 pub use service::{origin, run};

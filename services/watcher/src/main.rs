@@ -1,7 +1,8 @@
 use clap::Parser;
 use kb_core::{Component, Settings};
 
-/// kb-mirror watcher: publishes new, changed and deleted files of a folder.
+/// kb-mirror watcher: publishes new, changed and deleted files of a folder (and of Google
+/// Drive folders, with `[drive] enabled`).
 #[derive(Parser)]
 #[command(version)]
 struct Args {
@@ -14,7 +15,11 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let settings = Settings::load(args.config.as_deref())?;
-    settings.validate(&[Component::Nats, Component::Watcher])?;
+    let mut needs = vec![Component::Nats, Component::Watcher];
+    if settings.drive.enabled {
+        needs.push(Component::Drive);
+    }
+    settings.validate(&needs)?;
     kb_core::service::run("kb-watcher", &settings.clone(), |ctx| {
         kb_watcher::run(settings, ctx)
     })

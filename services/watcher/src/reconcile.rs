@@ -11,7 +11,6 @@ use kb_core::ids::content_hash;
 use kb_core::telemetry::{EventsSent, ProcessingError};
 use kb_proto::{mirror_event::Kind, DeadLetter, SourceRef};
 use kb_stream::progress::now_ms;
-use kb_stream::MirrorPublish;
 use std::time::Instant;
 
 /// Compare-and-set retries before a file is left for the next scan.
@@ -154,29 +153,13 @@ impl Scanner {
         })
     }
 
-    /// Publishes `kind` for `source` to the mirror stream. Should the mirror already hold a
-    /// newer version (the state fell behind it), publishes again just above that one.
-    /// Returns the version that was published.
     async fn publish_mirror(
         &self,
-        mut source: SourceRef,
+        source: SourceRef,
         kind: Kind,
         error: &str,
     ) -> Result<u64, WatchError> {
-        for _ in 0..CAS_ATTEMPTS {
-            match self.publisher.mirror(&source, kind, None, error).await? {
-                MirrorPublish::Published => return Ok(source.version),
-                MirrorPublish::Superseded { current } => {
-                    tracing::warn!(source_id = %source.source_id, state = source.version, mirror = current,
-                        "the mirror is ahead of the watcher state; publishing above it");
-                    source.version = current + 1;
-                }
-            }
-        }
-        Err(WatchError::new(
-            WatchErrorKind::Conflict,
-            format!("mirror of {} kept moving ahead", source.source_id),
-        ))
+        crate::mirror::publish_mirror(&self.publisher, source, kind, error).await
     }
 
     /// A file too large to read: a FAILED mirror event and a dead letter, once per change.

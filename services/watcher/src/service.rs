@@ -1,6 +1,7 @@
 //! The long-running service: a scan at start, after every settled burst of file notifications,
 //! and every `rescan_secs` as a safety net, until shutdown.
 
+use crate::drive::{run_drive, DriveSource};
 use crate::notify::Changes;
 use crate::scan::{ScanReport, Scanner};
 use anyhow::Context as _;
@@ -41,7 +42,8 @@ fn log_report(report: &ScanReport, elapsed: Duration) {
     }
 }
 
-/// Runs the watcher over `settings.watcher.dir` (created if missing) until `ctx.shutdown`.
+/// Runs the watcher over `settings.watcher.dir` (created if missing), and over Google Drive
+/// when `settings.drive.enabled`, until `ctx.shutdown`.
 pub async fn run(settings: Settings, ctx: Context) -> anyhow::Result<()> {
     let cfg = &settings.watcher;
     tokio::fs::create_dir_all(&cfg.dir)
@@ -50,6 +52,12 @@ pub async fn run(settings: Settings, ctx: Context) -> anyhow::Result<()> {
     let (_client, js) = kb_stream::connect(&settings.nats.url, "kb-watcher").await?;
     let topo = kb_stream::topology::ensure(&js).await?;
     let publisher = Publisher::new(&topo, settings.nats.inline_max_bytes);
+    let drive = if settings.drive.enabled {
+        // Bad credentials stop the service here, where an operator sees it.
+        Some(DriveSource::from_settings(&settings.drive, &js, publisher.clone()).await?)
+    } else {
+        None
+    };
     let scanner = Scanner::new(
         &topo,
         publisher,
@@ -59,10 +67,30 @@ pub async fn run(settings: Settings, ctx: Context) -> anyhow::Result<()> {
         cfg.max_file_bytes,
     );
     // Started before the first scan so changes made during it trigger another one.
-    let mut changes = Changes::start(&cfg.dir);
+    let changes = Changes::start(&cfg.dir);
+    ctx.health.set_ready(true);
+    let drive_loop = async {
+        match drive {
+            Some(source) => {
+                let poll = Duration::from_secs(settings.drive.poll_secs.max(1));
+                run_drive(source, poll, ctx.clone()).await
+            }
+            None => Ok(()),
+        }
+    };
+    tokio::try_join!(folder_loop(&settings, scanner, changes, &ctx), drive_loop)?;
+    Ok(())
+}
+
+async fn folder_loop(
+    settings: &Settings,
+    scanner: Scanner,
+    mut changes: Changes,
+    ctx: &Context,
+) -> anyhow::Result<()> {
+    let cfg = &settings.watcher;
     let rescan = Duration::from_secs(cfg.rescan_secs.max(1));
     let debounce = Duration::from_millis(cfg.debounce_ms);
-    ctx.health.set_ready(true);
     tracing::info!(dir = %cfg.dir.display(), origin = %origin(&cfg.name),
         notifications = changes.is_active(), "watching");
     loop {

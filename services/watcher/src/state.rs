@@ -47,7 +47,10 @@ pub struct WatchState {
 /// How long one message of a full listing may take before the broker counts as unavailable.
 const LIST_TIMEOUT: Duration = Duration::from_secs(15);
 
-fn transient(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> WatchError {
+pub(crate) fn transient(
+    what: &str,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> WatchError {
     WatchError::with(WatchErrorKind::Transient, what.to_string(), e)
 }
 
@@ -90,57 +93,16 @@ impl WatchState {
         }
     }
 
-    /// Every entry of this origin name, by source id, in one pass over the bucket (a consumer
-    /// on the last value per key, not one request per key).
+    /// Every entry of this origin name, by source id, in one pass over the bucket.
     pub async fn all(&self) -> Result<HashMap<String, Stored>, WatchError> {
-        let key_prefix = format!("{}{}.", self.kv.prefix, self.name);
-        let consumer = self
-            .kv
-            .stream
-            .create_consumer(pull::OrderedConfig {
-                filter_subject: format!("{key_prefix}>"),
-                deliver_policy: DeliverPolicy::LastPerSubject,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| transient("cannot list watcher state", e))?;
         let mut out = HashMap::new();
-        if consumer.cached_info().num_pending == 0 {
-            return Ok(out);
-        }
-        let mut messages = consumer
-            .messages()
-            .await
-            .map_err(|e| transient("cannot list watcher state", e))?;
-        loop {
-            let msg = match tokio::time::timeout(LIST_TIMEOUT, messages.next()).await {
-                Err(elapsed) => return Err(transient("listing watcher state timed out", elapsed)),
-                Ok(None) => break,
-                Ok(Some(Err(e))) => return Err(transient("cannot list watcher state", e)),
-                Ok(Some(Ok(msg))) => msg,
-            };
-            let info = msg
-                .info()
-                .map_err(|e| WatchError::new(WatchErrorKind::Transient, e.to_string()))?;
-            let (revision, pending) = (info.stream_sequence, info.pending);
-            let is_put = msg
-                .headers
-                .as_ref()
-                .and_then(|h| h.get("KV-Operation"))
-                .is_none();
-            if let Some(sid) = msg.subject.as_str().strip_prefix(&key_prefix) {
-                if is_put {
-                    match decode(sid, &msg.payload) {
-                        Ok(state) => {
-                            out.insert(sid.to_string(), Stored { state, revision });
-                        }
-                        // Reported again, as a failure of that file, when it is looked up.
-                        Err(e) => tracing::warn!(error = %e, "skipping watcher state entry"),
-                    }
+        for (sid, payload, revision) in last_values(&self.kv, &format!("{}.", self.name)).await? {
+            match decode(&sid, &payload) {
+                Ok(state) => {
+                    out.insert(sid, Stored { state, revision });
                 }
-            }
-            if pending == 0 {
-                break;
+                // Reported again, as a failure of that file, when it is looked up.
+                Err(e) => tracing::warn!(error = %e, "skipping watcher state entry"),
             }
         }
         Ok(out)
@@ -184,4 +146,57 @@ impl WatchState {
             }
         }
     }
+}
+
+/// The live entries whose keys start with `key_prefix` in one pass over a bucket (a consumer
+/// on the last value per key, not one request per key): (rest of the key, value, revision).
+pub(crate) async fn last_values(
+    kv: &kv::Store,
+    key_prefix: &str,
+) -> Result<Vec<(String, bytes::Bytes, u64)>, WatchError> {
+    let subject_prefix = format!("{}{key_prefix}", kv.prefix);
+    let consumer = kv
+        .stream
+        .create_consumer(pull::OrderedConfig {
+            filter_subject: format!("{subject_prefix}>"),
+            deliver_policy: DeliverPolicy::LastPerSubject,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| transient("cannot list watcher state", e))?;
+    let mut out = Vec::new();
+    if consumer.cached_info().num_pending == 0 {
+        return Ok(out);
+    }
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| transient("cannot list watcher state", e))?;
+    loop {
+        let msg = match tokio::time::timeout(LIST_TIMEOUT, messages.next()).await {
+            Err(elapsed) => return Err(transient("listing watcher state timed out", elapsed)),
+            Ok(None) => break,
+            Ok(Some(Err(e))) => return Err(transient("cannot list watcher state", e)),
+            Ok(Some(Ok(msg))) => msg,
+        };
+        let info = msg
+            .info()
+            .map_err(|e| WatchError::new(WatchErrorKind::Transient, e.to_string()))?;
+        let (revision, pending) = (info.stream_sequence, info.pending);
+        // Deletes and purges carry a KV-Operation header; values do not.
+        let is_put = msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("KV-Operation"))
+            .is_none();
+        if let Some(rest) = msg.subject.as_str().strip_prefix(&subject_prefix) {
+            if is_put {
+                out.push((rest.to_string(), msg.payload.clone(), revision));
+            }
+        }
+        if pending == 0 {
+            break;
+        }
+    }
+    Ok(out)
 }

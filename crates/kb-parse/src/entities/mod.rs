@@ -81,6 +81,8 @@ mod tests {
         assert_eq!(speaker_canonical("The Chair"), "chair");
         assert_eq!(speaker_canonical("Project Manager"), "project manager");
         assert_eq!(speaker_canonical("Speaker 1"), "speaker 1");
+        assert_eq!(speaker_canonical("Professor A"), "professor a");
+        assert_eq!(speaker_canonical("PhD B"), "phd b");
         assert_eq!(speaker_canonical("(x)"), "x");
         assert_eq!(speaker_canonical("()"), "()");
     }
@@ -162,7 +164,8 @@ pub fn speaker_canonical(label: &str) -> String {
             }
         }
     }
-    if outer.is_empty() {
+    // "Professor A": a title and an initial are the whole name, not the initial alone
+    if outer.chars().filter(|c| c.is_alphanumeric()).count() < 2 {
         label
             .split_whitespace()
             .collect::<Vec<_>>()
@@ -184,6 +187,10 @@ pub(crate) fn extract(doc: &StructuredText, atoms: &[Atom]) -> Extraction {
     let mut speaker_names: Vec<String> = Vec::new();
     for (bi, b) in doc.blocks.iter().enumerate() {
         if let BlockKind::Turn { speaker, .. } = &b.kind {
+            // a subtitle cue without a voice has no speaker
+            if speaker.trim().is_empty() {
+                continue;
+            }
             let canonical = speaker_canonical(speaker);
             block_speaker[bi] = Some(table.get_or_add(EntityType::Speaker, &canonical, speaker));
             if !speaker_names.contains(&canonical) {

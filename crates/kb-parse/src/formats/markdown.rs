@@ -4,6 +4,7 @@
 
 use super::decode_text;
 use crate::error::ParseError;
+use crate::limits::Limits;
 use crate::structured::{
     lines_with_offsets, trim_range, Block, BlockKind, FormatReader, StructuredText,
 };
@@ -15,7 +16,7 @@ impl FormatReader for MarkdownReader {
         "markdown/1"
     }
 
-    fn read(&self, bytes: &[u8]) -> Result<StructuredText, ParseError> {
+    fn read_limited(&self, bytes: &[u8], _: &Limits) -> Result<StructuredText, ParseError> {
         let text = decode_text(bytes)?;
         let blocks = blocks(&text);
         let title = blocks
@@ -26,6 +27,7 @@ impl FormatReader for MarkdownReader {
             text,
             blocks,
             title,
+            parser: None,
         })
     }
 }

@@ -1,8 +1,13 @@
 //! One module per document format, each a [`crate::FormatReader`].
 
+pub mod docx;
+pub mod html;
 pub mod markdown;
+pub mod pdf;
+pub mod subtitles;
 pub mod text;
 pub mod transcript;
+pub(crate) mod zipfile;
 
 use crate::error::{ParseError, ParseErrorKind};
 use crate::structured::{lines_with_offsets, trim_range, Block, BlockKind};

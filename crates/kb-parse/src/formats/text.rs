@@ -2,6 +2,7 @@
 
 use super::{decode_text, paragraphs};
 use crate::error::ParseError;
+use crate::limits::Limits;
 use crate::structured::{BlockKind, FormatReader, StructuredText};
 
 pub struct TextReader;
@@ -11,13 +12,14 @@ impl FormatReader for TextReader {
         "text/1"
     }
 
-    fn read(&self, bytes: &[u8]) -> Result<StructuredText, ParseError> {
+    fn read_limited(&self, bytes: &[u8], _: &Limits) -> Result<StructuredText, ParseError> {
         let text = decode_text(bytes)?;
         let blocks = paragraphs(&text, &BlockKind::Paragraph);
         Ok(StructuredText {
             text,
             blocks,
             title: None,
+            parser: None,
         })
     }
 }

@@ -5,6 +5,7 @@
 
 use super::{decode_text, paragraphs};
 use crate::error::ParseError;
+use crate::limits::Limits;
 use crate::structured::{trim_range, Block, BlockKind, FormatReader, StructuredText};
 
 pub struct TranscriptReader;
@@ -18,18 +19,19 @@ impl FormatReader for TranscriptReader {
         "transcript/1"
     }
 
-    fn read(&self, bytes: &[u8]) -> Result<StructuredText, ParseError> {
+    fn read_limited(&self, bytes: &[u8], _: &Limits) -> Result<StructuredText, ParseError> {
         let text = decode_text(bytes)?;
         let blocks = turns(&text);
         Ok(StructuredText {
             text,
             blocks,
             title: None,
+            parser: None,
         })
     }
 }
 
-fn turns(text: &str) -> Vec<Block> {
+pub(crate) fn turns(text: &str) -> Vec<Block> {
     let mut blocks: Vec<Block> = Vec::new();
     for para in paragraphs(text, &BlockKind::Paragraph) {
         let first_end = text[para.start..para.end]

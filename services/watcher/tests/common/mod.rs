@@ -109,7 +109,7 @@ impl Env {
     }
 }
 
-async fn all_messages(stream: &Stream) -> Vec<Vec<u8>> {
+pub async fn all_messages(stream: &Stream) -> Vec<Vec<u8>> {
     let mut stream = stream.clone();
     let state = stream.info().await.unwrap().state.clone();
     if state.messages == 0 {

@@ -6,6 +6,10 @@
 //! `KB_NEO4J_USER`, `KB_NEO4J_PASSWORD`, `KB_WATCH_DIR`, `KB_MODEL_DIR`. The file is
 //! `KB_CONFIG` (or the `--config` flag of a binary).
 
+mod llm;
+
+pub use llm::{LlmConfigError, LlmSettings, Provider as LlmProvider};
+
 use crate::secret::Secret;
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
@@ -23,6 +27,8 @@ pub struct Settings {
     pub parser: ParserSettings,
     pub embedder: EmbedderSettings,
     pub telemetry: TelemetrySettings,
+    pub drive: DriveSettings,
+    pub llm: LlmSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -120,6 +126,12 @@ pub struct ParserSettings {
     pub max_bytes: usize,
     /// Documents parsed at once by one process.
     pub concurrency: usize,
+    /// Wall-clock budget of one document; past it the document fails with `timeout`.
+    pub timeout_secs: u64,
+    /// Bytes the compressed parts of one document (DOCX entries, PDF streams) may inflate to.
+    pub max_inflated_bytes: usize,
+    /// Pages a PDF may have.
+    pub max_pages: usize,
 }
 
 impl Default for ParserSettings {
@@ -129,6 +141,9 @@ impl Default for ParserSettings {
             overlap_tokens: 30,
             max_bytes: 64 * 1024 * 1024,
             concurrency: 2,
+            timeout_secs: 60,
+            max_inflated_bytes: 256 * 1024 * 1024,
+            max_pages: 2000,
         }
     }
 }
@@ -136,18 +151,46 @@ impl Default for ParserSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EmbedderSettings {
-    /// "local" (offline model, the default).
+    /// "local" (offline model, the default), "mistral", "openai" (any OpenAI-compatible
+    /// `/v1/embeddings`) or "ollama".
     pub provider: String,
     pub model_dir: PathBuf,
     pub onnxruntime_lib: PathBuf,
     /// Inference threads; 0 lets the runtime decide.
     pub threads: usize,
     pub batch_size: usize,
-    /// Documents embedded at once by one process.
+    /// Documents embedded at once by one process (their chunks share requests).
     pub concurrency: usize,
     /// The model's vector dimension. The embedder refuses to start if its model disagrees, and
     /// pg-writer sizes (and checks) the `embedding vector(N)` column with it.
     pub dimensions: usize,
+    /// Remote model name; empty = the provider's default (mistral: "mistral-embed").
+    pub model: String,
+    /// Remote server root; empty = the provider's default.
+    pub base_url: String,
+    /// Remote API key (`KB_EMBEDDER__API_KEY`); never logged.
+    pub api_key: Secret,
+    /// A file holding the API key, used when `api_key` is empty.
+    pub api_key_file: Option<PathBuf>,
+    /// Send `dimensions` in remote requests (OpenAI text-embedding-3 models shorten to it).
+    pub send_dimensions: bool,
+    /// Inputs per remote request; 0 = the provider's limit (mistral 256, openai 2048, ollama 64).
+    pub max_inputs_per_request: usize,
+    /// Estimated tokens per remote request; 0 = the provider's limit (mistral 16384).
+    pub max_tokens_per_request: usize,
+    /// Remote requests in flight per process (halved on 429, then grown back).
+    pub max_in_flight: usize,
+    /// Deadline of one remote request.
+    pub request_timeout_secs: u64,
+    /// In-process retries of a transient failure before the message goes back to the broker.
+    pub max_retries: usize,
+    /// Share embeddings through the `kb_embed_cache` JetStream KV bucket.
+    pub cache: bool,
+    /// Size cap of the cache bucket (oldest entries go first); 0 = unlimited.
+    pub cache_max_bytes: i64,
+    /// How long the broker waits for an ack before redelivering to another worker (long
+    /// documents send in-progress acks meanwhile).
+    pub ack_wait_secs: u64,
 }
 
 impl Default for EmbedderSettings {
@@ -158,8 +201,21 @@ impl Default for EmbedderSettings {
             onnxruntime_lib: PathBuf::from(".stack/model/libonnxruntime.so"),
             threads: 0,
             batch_size: 8,
-            concurrency: 1,
+            concurrency: 4,
             dimensions: 384,
+            model: String::new(),
+            base_url: String::new(),
+            api_key: Secret::default(),
+            api_key_file: None,
+            send_dimensions: false,
+            max_inputs_per_request: 0,
+            max_tokens_per_request: 0,
+            max_in_flight: 4,
+            request_timeout_secs: 60,
+            max_retries: 5,
+            cache: true,
+            cache_max_bytes: 0,
+            ack_wait_secs: 60,
         }
     }
 }
@@ -191,6 +247,147 @@ impl Default for TelemetrySettings {
     }
 }
 
+/// The watcher's Google Drive source. Credentials: a service-account key or an
+/// `authorized_user` JSON (`credentials_file`, `credentials_json`, else the file named by
+/// `GOOGLE_APPLICATION_CREDENTIALS`), or the OAuth installed-app trio `client_id`,
+/// `client_secret`, `refresh_token`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DriveSettings {
+    /// The watcher runs the Drive source only when this is on.
+    pub enabled: bool,
+    /// Names the source as an origin (`drive:<name>`): source ids derive from it, keep it stable.
+    pub name: String,
+    /// Folders (or shared drive ids) mirrored recursively; a list or one comma-separated string.
+    #[serde(deserialize_with = "string_list")]
+    pub folder_ids: Vec<String>,
+    pub credentials_file: Option<PathBuf>,
+    /// The same JSON as `credentials_file`, inline (e.g. handed in by a secret store).
+    pub credentials_json: Secret,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub refresh_token: Secret,
+    /// A service account with domain-wide delegation acts as this user.
+    pub subject: Option<String>,
+    /// OAuth scope requested; read-only is all the watcher needs.
+    pub scope: String,
+    /// Drive v3 API base URL and OAuth token endpoint (empty: the key file's `token_uri`, else
+    /// Google's); both configurable so tests can point them at a local server.
+    pub api_url: String,
+    pub token_url: String,
+    /// How often the changes feed is polled.
+    pub poll_secs: u64,
+    /// Items per files.list / changes.list page (1..=1000).
+    pub page_size: u32,
+    /// Larger files are reported as failed, not downloaded.
+    pub max_file_bytes: u64,
+    /// Export media types of Google Docs, Sheets and Slides (what the parser reads).
+    pub export_document: String,
+    pub export_spreadsheet: String,
+    pub export_presentation: String,
+    /// Retries of one request on quota errors (403 rate limits, 429) and 5xx, backing off
+    /// exponentially between these bounds.
+    pub max_retries: usize,
+    pub backoff_min_ms: u64,
+    pub backoff_max_ms: u64,
+    pub request_timeout_secs: u64,
+}
+
+impl Default for DriveSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            name: "drive".into(),
+            folder_ids: Vec::new(),
+            credentials_file: None,
+            credentials_json: Secret::default(),
+            client_id: String::new(),
+            client_secret: Secret::default(),
+            refresh_token: Secret::default(),
+            subject: None,
+            scope: "https://www.googleapis.com/auth/drive.readonly".into(),
+            api_url: "https://www.googleapis.com/drive/v3".into(),
+            token_url: String::new(),
+            poll_secs: 30,
+            page_size: 200,
+            max_file_bytes: 64 * 1024 * 1024,
+            export_document: "text/plain".into(),
+            export_spreadsheet: "text/csv".into(),
+            export_presentation: "text/plain".into(),
+            max_retries: 8,
+            backoff_min_ms: 500,
+            backoff_max_ms: 64_000,
+            request_timeout_secs: 120,
+        }
+    }
+}
+
+impl DriveSettings {
+    /// Validation problems of this section.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if !crate::ids::is_valid_token(&self.name) {
+            p.push("drive.name must be letters, digits, '-' or '_'".into());
+        }
+        if self.folder_ids.is_empty() {
+            p.push("drive.folder_ids (KB_DRIVE__FOLDER_IDS) names no folder".into());
+        }
+        for id in self
+            .folder_ids
+            .iter()
+            .filter(|id| !crate::ids::is_valid_token(id))
+        {
+            p.push(format!("drive.folder_ids: {id:?} is not a Drive id"));
+        }
+        let oauth = [
+            self.client_id.is_empty(),
+            self.client_secret.is_empty(),
+            self.refresh_token.is_empty(),
+        ];
+        if oauth.contains(&true) && oauth.contains(&false) {
+            p.push(
+                "drive.client_id, drive.client_secret and drive.refresh_token go together".into(),
+            );
+        }
+        if self.poll_secs == 0 {
+            p.push("drive.poll_secs must be at least 1".into());
+        }
+        if !(1..=1000).contains(&self.page_size) {
+            p.push("drive.page_size must be between 1 and 1000".into());
+        }
+        if self.backoff_min_ms == 0 || self.backoff_max_ms < self.backoff_min_ms {
+            p.push(
+                "drive.backoff_min_ms must be at least 1 and at most drive.backoff_max_ms".into(),
+            );
+        }
+        for (key, url) in [("api_url", &self.api_url), ("token_url", &self.token_url)] {
+            if !url.is_empty() && !url.starts_with("https://") && !url.starts_with("http://") {
+                p.push(format!("drive.{key} must be an http(s) URL, got {url:?}"));
+            }
+        }
+        p
+    }
+}
+
+/// A list from TOML, or one comma-separated string (environment variables).
+fn string_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s.split(',').map(str::to_string).collect(),
+        OneOrMany::Many(v) => v,
+    };
+    Ok(items
+        .into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect())
+}
+
 /// What a component needs from the settings; validation checks only those parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Component {
@@ -199,6 +396,10 @@ pub enum Component {
     Neo4j,
     Watcher,
     Embedder,
+    /// The watcher's Google Drive source (`[drive]`).
+    Drive,
+    /// The parser's optional LLM extractor (`[llm]`), checked only when enabled.
+    Llm,
 }
 
 /// Every problem found, reported at once.
@@ -326,18 +527,47 @@ impl Settings {
                         problems.push("watcher.rescan_secs must be at least 1".into());
                     }
                 }
-                Component::Embedder => {
-                    if self.embedder.provider != "local" {
-                        problems.push(format!(
-                            "embedder.provider {:?} is not known (known: local)",
-                            self.embedder.provider
-                        ));
+                Component::Drive => problems.extend(self.drive.problems()),
+                Component::Llm if self.llm.enabled => {
+                    if let Err(e) = self.llm.validate() {
+                        problems.extend(e.0);
                     }
-                    if self.embedder.batch_size == 0 || self.embedder.concurrency == 0 {
+                }
+                Component::Llm => {}
+                Component::Embedder => {
+                    let e = &self.embedder;
+                    match e.provider.as_str() {
+                        "local" => {}
+                        "openai" | "ollama" if e.model.trim().is_empty() => problems.push(
+                            format!("embedder.model must name the model for provider {}", e.provider),
+                        ),
+                        "openai" | "ollama" => {}
+                        "mistral" if e.api_key.is_empty() && e.api_key_file.is_none() => {
+                            problems.push("provider mistral needs embedder.api_key (KB_EMBEDDER__API_KEY) or embedder.api_key_file".into())
+                        }
+                        "mistral" => {}
+                        other => problems.push(format!(
+                            "embedder.provider {other:?} is not known (known: local, mistral, openai, ollama)"
+                        )),
+                    }
+                    if e.batch_size == 0 || e.concurrency == 0 || e.max_in_flight == 0 {
                         problems.push(
-                            "embedder.batch_size and embedder.concurrency must be at least 1"
+                            "embedder.batch_size, embedder.concurrency and embedder.max_in_flight must be at least 1"
                                 .into(),
                         );
+                    }
+                    if e.dimensions == 0 {
+                        problems.push("embedder.dimensions must be at least 1".into());
+                    }
+                    if e.request_timeout_secs == 0 || e.ack_wait_secs == 0 {
+                        problems.push(
+                            "embedder.request_timeout_secs and embedder.ack_wait_secs must be at least 1"
+                                .into(),
+                        );
+                    }
+                    if e.cache_max_bytes < 0 {
+                        problems
+                            .push("embedder.cache_max_bytes must be 0 (unlimited) or more".into());
                     }
                 }
             }
@@ -345,6 +575,15 @@ impl Settings {
         if self.parser.chunk_tokens < 16 || self.parser.overlap_tokens >= self.parser.chunk_tokens {
             problems.push(
                 "parser.chunk_tokens must be >= 16 and larger than parser.overlap_tokens".into(),
+            );
+        }
+        if self.parser.timeout_secs == 0
+            || self.parser.max_pages == 0
+            || self.parser.max_inflated_bytes == 0
+        {
+            problems.push(
+                "parser.timeout_secs, parser.max_pages and parser.max_inflated_bytes must be at least 1"
+                    .into(),
             );
         }
         if problems.is_empty() {
@@ -420,5 +659,28 @@ mod tests {
         let mut s = Settings::default();
         s.neo4j.password = Secret::new("topsecret");
         assert!(!format!("{s:?}").contains("topsecret"));
+    }
+
+    #[test]
+    fn drive_section_from_env_and_its_validation() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("KB_DRIVE__FOLDER_IDS", "abc_1, def-2");
+            jail.set_env(
+                "KB_DRIVE__CREDENTIALS_JSON",
+                r#"{"type": "service_account", "x": 1}"#,
+            );
+            jail.set_env("KB_DRIVE__CLIENT_ID", "id-only");
+            let s = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(s.drive.folder_ids, ["abc_1", "def-2"]);
+            assert!(s.drive.credentials_json.expose().starts_with("{\"type\""));
+            let err = s.validate(&[Component::Drive]).expect_err("partial oauth");
+            assert_eq!(err.0.len(), 1, "{err}");
+            assert!(err.0[0].contains("go together"), "{err}");
+            Ok(())
+        });
+        let mut s = Settings::default();
+        assert!(s.validate(&[Component::Drive]).is_err(), "no folder");
+        s.drive.folder_ids = vec!["root_folder".into()];
+        assert!(s.validate(&[Component::Drive]).is_ok());
     }
 }

@@ -1,10 +1,10 @@
-//! Settings of the LLM extractor, meant as one `[llm]` section of the kb-mirror config.
-//! Self-contained (serde, std and `kb_core::Secret` only) so it can move into kb-core as is.
+//! The `[llm]` section: the optional LLM extractor of the parser (crate `kb-llm`). Off by
+//! default; checked only when enabled.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kb_core::Secret;
+use crate::secret::Secret;
 use serde::Deserialize;
 
 /// Which API family the endpoint speaks. Both use the same chat-completions request shape;
@@ -156,7 +156,7 @@ impl LlmSettings {
     pub fn validate(&self) -> Result<(), LlmConfigError> {
         let mut p = Vec::new();
         let base = self.effective_base_url();
-        // checked by hand so this file needs no URL crate (it may move into kb-core)
+        // checked by hand: kb-core has no URL crate
         let host = base
             .strip_prefix("https://")
             .or_else(|| base.strip_prefix("http://"))

@@ -1,0 +1,216 @@
+//! Word documents (DOCX): the zip container's main document part, plus its headers, footers,
+//! footnotes and endnotes. Paragraphs keep their heading level (from the paragraph style,
+//! resolved through `styles.xml`, or its outline level), list items start with `- `, tables
+//! become [`BlockKind::Table`] blocks with one `cell | cell` line per row. Headers come first
+//! and footers last, each distinct text once (Word repeats them per section).
+//!
+//! A DOCX laid out as an Otter.ai transcript (a `Speaker Name  m:ss` paragraph, then the
+//! turn's text in the next paragraphs) is read as a transcript: the same rules as the text
+//! export (see [`super::transcript`]), recognized by content; its parser is
+//! `transcript-docx/1`.
+
+mod body;
+mod styles;
+mod xml;
+
+use body::{Item, Para};
+use styles::{relationships, resolve_target, Styles};
+
+use super::transcript::{looks_like_transcript, parse_turn_header, turns};
+use super::zipfile::Archive;
+use crate::error::{ParseError, ParseErrorKind};
+use crate::limits::Limits;
+use crate::structured::{Block, BlockKind, FormatReader, StructuredText};
+
+pub struct DocxReader;
+
+impl FormatReader for DocxReader {
+    fn parser_name(&self) -> &'static str {
+        "docx/1"
+    }
+
+    fn read_limited(&self, bytes: &[u8], limits: &Limits) -> Result<StructuredText, ParseError> {
+        let mut zip = Archive::open(bytes, "DOCX")?;
+        let main = main_part(&mut zip, limits)?;
+        let Some(doc_xml) = zip.read(&main, limits)? else {
+            return Err(ParseError::new(
+                ParseErrorKind::Corrupt,
+                format!("the DOCX has no main document part ({main})"),
+            ));
+        };
+        let styles = match zip.read("word/styles.xml", limits)? {
+            Some(x) => Styles::parse(&x, "word/styles.xml")?,
+            None => Styles::default(),
+        };
+        let body = body::read_part(&doc_xml, &main, &styles, limits)?;
+        limits.check_time()?;
+        if let Some(t) = as_transcript(&body) {
+            return Ok(t);
+        }
+        let (dir, file) = main.rsplit_once('/').unwrap_or(("", main.as_str()));
+        let rels_name = format!("{dir}/_rels/{file}.rels");
+        let rels = match zip.read(rels_name.trim_start_matches('/'), limits)? {
+            Some(x) => relationships(&x, &rels_name)?,
+            None => Vec::new(),
+        };
+        let mut read_kind = |kind: &str| -> Result<Vec<Item>, ParseError> {
+            let mut items: Vec<Item> = Vec::new();
+            for (k, target) in &rels {
+                if k != kind {
+                    continue;
+                }
+                let name = resolve_target(dir, target);
+                if let Some(x) = zip.read(&name, limits)? {
+                    for item in body::read_part(&x, &name, &styles, limits)? {
+                        // the same header text in several sections is said once
+                        if !items.contains(&item) {
+                            items.push(item);
+                        }
+                    }
+                }
+            }
+            Ok(items)
+        };
+        let headers = read_kind("header")?;
+        let notes: Vec<Item> = read_kind("footnotes")?
+            .into_iter()
+            .chain(read_kind("endnotes")?)
+            .collect();
+        let footers = read_kind("footer")?;
+        let mut out = Builder::default();
+        for item in headers.iter().chain(&body).chain(&notes).chain(&footers) {
+            out.push(item);
+        }
+        let title = out.blocks.iter().find_map(|b| match b.kind {
+            BlockKind::Heading { .. } => Some(out.text[b.start..b.end].to_owned()),
+            _ => None,
+        });
+        Ok(StructuredText {
+            text: out.text,
+            blocks: out.blocks,
+            title,
+            parser: None,
+        })
+    }
+}
+
+/// The main document part named by the package relationships, else the usual name.
+fn main_part(zip: &mut Archive<'_>, limits: &Limits) -> Result<String, ParseError> {
+    if let Some(x) = zip.read("_rels/.rels", limits)? {
+        if let Some((_, target)) = relationships(&x, "_rels/.rels")?
+            .into_iter()
+            .find(|(k, _)| k == "officeDocument")
+        {
+            return Ok(resolve_target("", &target));
+        }
+    }
+    Ok("word/document.xml".to_owned())
+}
+
+#[derive(Default)]
+struct Builder {
+    text: String,
+    blocks: Vec<Block>,
+}
+
+impl Builder {
+    fn add(&mut self, kind: BlockKind, s: &str) {
+        let start = self.text.len();
+        self.text.push_str(s);
+        self.blocks.push(Block {
+            kind,
+            start,
+            end: self.text.len(),
+        });
+        self.text.push_str("\n\n");
+    }
+
+    fn push(&mut self, item: &Item) {
+        match item {
+            Item::Para(p) => match p.level {
+                Some(level) => self.add(BlockKind::Heading { level }, &one_line(&p.text)),
+                None if p.list => self.add(BlockKind::Paragraph, &format!("- {}", p.text)),
+                None => self.add(BlockKind::Paragraph, &p.text),
+            },
+            Item::Table(rows) => {
+                let lines: Vec<String> = rows
+                    .iter()
+                    .map(|r| {
+                        r.iter()
+                            .map(|c| one_line(c))
+                            .collect::<Vec<_>>()
+                            .join(" | ")
+                    })
+                    .collect();
+                self.add(BlockKind::Table, &lines.join("\n"));
+            }
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Reads the body as an Otter transcript when it is laid out as one: the paragraphs are
+/// written out as the text export would have them (speaker line, then its text) and the text
+/// transcript rules decide. Speaker lines are bold in Otter's DOCX, but bold is not required:
+/// the layout is recognized by content, not styling.
+fn as_transcript(body: &[Item]) -> Option<StructuredText> {
+    let paras: Vec<&Para> = body
+        .iter()
+        .filter_map(|i| match i {
+            Item::Para(p) => Some(p),
+            Item::Table(_) => None,
+        })
+        .collect();
+    let looks_like_header =
+        |p: &Para| !p.text.contains('\n') && parse_turn_header(&p.text).is_some();
+    // when the speaker lines are bold (as Otter writes them), a plain line is text even if it
+    // reads like one ("Call at  10:30")
+    let bold_headers = paras.iter().any(|p| looks_like_header(p) && p.all_bold());
+    let is_header = |p: &Para| looks_like_header(p) && (p.all_bold() || !bold_headers);
+    // cheap test first: most documents have no speaker line at all
+    if paras.iter().filter(|p| is_header(p)).take(2).count() < 2 {
+        return None;
+    }
+    let mut text = String::new();
+    for (i, p) in paras.iter().enumerate() {
+        let next_is_body = paras.get(i + 1).is_some_and(|n| !is_header(n));
+        text.push_str(&p.text);
+        // a speaker line and its text form one paragraph of the text export
+        text.push_str(if is_header(p) && next_is_body {
+            "\n"
+        } else {
+            "\n\n"
+        });
+    }
+    if !looks_like_transcript(&text) {
+        return None;
+    }
+    let mut blocks = turns(&text);
+    // a heading before the first turn (the meeting's name) stays a heading: it names the
+    // section instead of filling a chunk of its own
+    for b in blocks.iter_mut() {
+        if matches!(b.kind, BlockKind::Turn { .. }) {
+            break;
+        }
+        let level = paras
+            .iter()
+            .find(|p| p.text == text[b.start..b.end])
+            .and_then(|p| p.level);
+        if let Some(level) = level {
+            b.kind = BlockKind::Heading { level };
+        }
+    }
+    let title = paras
+        .iter()
+        .find(|p| p.level.is_some())
+        .map(|p| one_line(&p.text));
+    Some(StructuredText {
+        text,
+        blocks,
+        title,
+        parser: Some("transcript-docx/1"),
+    })
+}

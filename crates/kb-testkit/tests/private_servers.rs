@@ -1,0 +1,115 @@
+//! Private Postgres and ArcadeDB servers: a test can stop, kill and restart them, and what was
+//! committed before is there again afterwards, on the same port.
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+use neo4rs::{query, ConfigBuilder, Graph};
+use sqlx::{Connection, PgConnection};
+
+async fn pg_rows(url: &str) -> Vec<i32> {
+    let mut c = PgConnection::connect(url).await.unwrap();
+    sqlx::query_scalar("SELECT id FROM items ORDER BY id")
+        .fetch_all(&mut c)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn private_postgres_survives_stop_kill_and_restart_with_pgvector() {
+    let stack = kb_testkit::stack().await.unwrap();
+    let mut pg = stack.private_postgres().await.unwrap();
+    let url = pg.url();
+    assert!(url.ends_with("/kb"), "{url}");
+    assert_ne!(url, stack.postgres_url(), "not the shared server");
+
+    let mut c = PgConnection::connect(&url).await.unwrap();
+    sqlx::query("CREATE EXTENSION vector")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE items (id int PRIMARY KEY, embedding vector(2))")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO items VALUES (1, '[1,0]')")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    c.close().await.unwrap();
+
+    pg.stop().await.unwrap();
+    assert!(!pg.is_running());
+    assert!(
+        PgConnection::connect(&url).await.is_err(),
+        "a stopped server refuses connections"
+    );
+    pg.start().await.unwrap();
+    assert_eq!(pg_rows(&url).await, [1]);
+
+    let mut c = PgConnection::connect(&url).await.unwrap();
+    sqlx::query("INSERT INTO items VALUES (2, '[0,1]')")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    pg.kill9().unwrap();
+    assert!(
+        c.ping().await.is_err(),
+        "the session dies with the postmaster"
+    );
+    pg.start().await.unwrap();
+    assert_eq!(
+        pg_rows(&url).await,
+        [1, 2],
+        "committed rows survive a crash"
+    );
+    let nearest: i32 =
+        sqlx::query_scalar("SELECT id FROM items ORDER BY embedding <=> '[0.1,0.9]' LIMIT 1")
+            .fetch_one(&mut PgConnection::connect(&url).await.unwrap())
+            .await
+            .unwrap();
+    assert_eq!(nearest, 2);
+}
+
+async fn graph(db: &kb_testkit::GraphDb) -> Graph {
+    let config = ConfigBuilder::new()
+        .uri(&db.uri)
+        .user(&db.user)
+        .password(&db.password)
+        .db(db.database.as_str())
+        .max_connections(2)
+        .build()
+        .unwrap();
+    Graph::connect(config).await.unwrap()
+}
+
+async fn doc_count(g: &Graph) -> i64 {
+    let mut rows = g
+        .execute(query("MATCH (d:Doc) RETURN count(d) AS n"))
+        .await
+        .unwrap();
+    rows.next().await.unwrap().unwrap().get::<i64>("n").unwrap()
+}
+
+#[tokio::test]
+async fn private_graph_survives_stop_kill_and_restart() {
+    let stack = kb_testkit::stack().await.unwrap();
+    let mut server = stack.private_graph().await.unwrap();
+    let db = server.graph_db();
+    assert_ne!(db.uri, stack.shared_graph().uri);
+
+    let g = graph(&db).await;
+    g.run(query("CREATE (:Doc {name: 'a'})")).await.unwrap();
+    assert_eq!(doc_count(&g).await, 1);
+
+    server.stop().await.unwrap();
+    assert!(!server.is_running());
+    assert!(g.run(query("CREATE (:Doc {name: 'lost'})")).await.is_err());
+    server.start().await.unwrap();
+    let g = graph(&db).await;
+    assert_eq!(doc_count(&g).await, 1);
+
+    g.run(query("CREATE (:Doc {name: 'b'})")).await.unwrap();
+    server.kill9().unwrap();
+    server.start().await.unwrap();
+    let g = graph(&db).await;
+    assert_eq!(doc_count(&g).await, 2, "committed nodes survive a crash");
+}

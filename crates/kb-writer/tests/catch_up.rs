@@ -1,0 +1,267 @@
+//! Catching up and rebuilding: a transient store error is handed back to JetStream and retried,
+//! an empty store behind a backlog is filled without its vector index which is built once at
+//! the end, and a replay of the mirror stream into an empty store equals the live store.
+#![allow(clippy::unwrap_used)] // tests: a failed step is a failed test
+
+mod common;
+
+use common::*;
+use kb_proto::mirror_event::Kind;
+use kb_store::{Applied, Change, MirrorStore, SourceSummary, StoreCounts, StoreError};
+use kb_writer::replay::{ReplayFrom, ReplayOptions};
+use kb_writer::WriterOptions;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// The real store, with faults injected at its door: the first `fail_first` applies fail as a
+/// transient outage would, and applies wait while the gate is closed.
+struct Faulty<S> {
+    inner: S,
+    fail_first: u32,
+    applies: Arc<AtomicU32>,
+    gate: watch::Receiver<bool>,
+}
+
+#[async_trait::async_trait]
+impl<S: MirrorStore> MirrorStore for Faulty<S> {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    async fn prepare(&self) -> Result<(), StoreError> {
+        self.inner.prepare().await
+    }
+    async fn apply(&self, change: Change<'_>) -> Result<Applied, StoreError> {
+        let mut gate = self.gate.clone();
+        let _ = gate.wait_for(|open| *open).await;
+        if self.applies.fetch_add(1, Ordering::SeqCst) < self.fail_first {
+            return Err(StoreError::transient("injected: connection refused"));
+        }
+        self.inner.apply(change).await
+    }
+    async fn summaries(&self) -> Result<Vec<SourceSummary>, StoreError> {
+        self.inner.summaries().await
+    }
+    async fn counts(&self) -> Result<StoreCounts, StoreError> {
+        self.inner.counts().await
+    }
+    async fn begin_bulk(&self) -> Result<bool, StoreError> {
+        self.inner.begin_bulk().await
+    }
+    async fn end_bulk(&self) -> Result<(), StoreError> {
+        self.inner.end_bulk().await
+    }
+}
+
+fn faulty<S>(
+    inner: S,
+    fail_first: u32,
+    open: bool,
+) -> (Faulty<S>, Arc<AtomicU32>, watch::Sender<bool>) {
+    let (tx, rx) = watch::channel(open);
+    let applies = Arc::new(AtomicU32::new(0));
+    (
+        Faulty {
+            inner,
+            fail_first,
+            applies: applies.clone(),
+            gate: rx,
+        },
+        applies,
+        tx,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_store_error_is_nacked_and_redelivered_not_dead_lettered() {
+    let env = env().await;
+    let (pg, _) = fresh_pg(8).await;
+    let (store, applies, _gate) = faulty(pg.clone(), 2, true);
+    let options = WriterOptions {
+        // No in-process retry: every failure goes back to JetStream as a nak with delay.
+        retry_for: Duration::ZERO,
+        ..WriterOptions::new(1)
+    };
+    let started = Instant::now();
+    publish(&env.publisher, &document("flaky", 1, 4, 8)).await;
+    let (stop, task) = spawn_writer("pg-writer", store, env.nats.url(), options);
+    wait_for(&pg, "flaky applied", Duration::from_secs(25), |s| {
+        s.len() == 1
+    })
+    .await;
+    // Redelivered by the naks (1 s, then 2 s), well before ack_wait (30 s) would have.
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(applies.load(Ordering::SeqCst), 3);
+    wait_caught_up(&env.topo, "pg-writer", Duration::from_secs(30)).await;
+    assert!(dead_letters(&env.topo).await.is_empty());
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_store_behind_a_backlog_is_filled_without_the_index_then_indexed() {
+    let env = env().await;
+    let (pg, _) = fresh_pg(8).await;
+    for i in 0..12 {
+        publish(&env.publisher, &document(&format!("doc{i:02}"), 1, 5, 8)).await;
+    }
+    // Below the threshold, or on a store that holds something, nothing changes.
+    pg.prepare().await.unwrap();
+    let mirror = &env.topo.mirror;
+    assert!(!kb_writer::bulk::maybe_begin(&pg, mirror, "pg-writer", 13).await);
+    assert!(pg.has_vector_index().await.unwrap());
+    let (other, _) = fresh_pg(8).await;
+    other.prepare().await.unwrap();
+    other
+        .apply(Change::Upsert(&document("x", 1, 1, 8)))
+        .await
+        .unwrap();
+    assert!(!kb_writer::bulk::maybe_begin(&other, mirror, "pg-writer", 1).await);
+    assert!(other.has_vector_index().await.unwrap());
+
+    // Applies are held back, so the writer is still catching up while we look.
+    let (store, _, gate) = faulty(pg.clone(), 0, false);
+    let options = WriterOptions {
+        bulk_min_backlog: 10,
+        ..WriterOptions::new(4)
+    };
+    let (stop, task) = spawn_writer("pg-writer", store, env.nats.url(), options);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while pg.has_vector_index().await.unwrap() {
+        assert!(
+            Instant::now() < deadline,
+            "bulk mode never dropped the index"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    gate.send(true).unwrap();
+    wait_for(&pg, "12 documents", Duration::from_secs(120), |s| {
+        s.len() == 12
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !pg.has_vector_index().await.unwrap() {
+        assert!(
+            Instant::now() < deadline,
+            "the index was not built after catching up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Normal mode from here: a new document lands with the index in place.
+    publish(&env.publisher, &document("late", 1, 5, 8)).await;
+    wait_for(&pg, "the late document", Duration::from_secs(60), |s| {
+        s.len() == 13
+    })
+    .await;
+    assert!(pg.has_vector_index().await.unwrap());
+    let hits = pg.search(&chunk_vector("late", 1, 2, 8), 1).await.unwrap();
+    assert_eq!(hits[0].chunk_id, "late-v1-c2");
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_into_an_empty_store_equals_the_live_store() {
+    let env = env().await;
+    let p = &env.publisher;
+    publish(p, &document("a", 1, 6, 8)).await;
+    publish(p, &document("b", 1, 6, 8)).await;
+    publish(p, &document("b", 2, 4, 8)).await;
+    publish(p, &document("c", 1, 6, 8)).await;
+    p.mirror(&source("c", 2), Kind::Delete, None, "")
+        .await
+        .unwrap();
+    p.mirror(&source("d", 1), Kind::Failed, None, "empty file")
+        .await
+        .unwrap();
+
+    let (live, _) = fresh_pg(8).await;
+    let (stop, task) = spawn_writer(
+        "pg-writer",
+        live.clone(),
+        env.nats.url(),
+        WriterOptions::new(4),
+    );
+    wait_caught_up(&env.topo, "pg-writer", Duration::from_secs(120)).await;
+    let live_state = live.summaries().await.unwrap();
+    assert_eq!(live_state.len(), 3, "{live_state:?}");
+
+    let (rebuilt, _) = fresh_pg(8).await;
+    let events = std::sync::Mutex::new(Vec::new());
+    let report = kb_writer::replay(p, &rebuilt, &ReplayOptions::default(), |e| {
+        events.lock().unwrap().push(e)
+    })
+    .await
+    .unwrap();
+    assert!(report.bulk);
+    assert_eq!(
+        (
+            report.messages,
+            report.written,
+            report.deleted,
+            report.marked_failed
+        ),
+        (4, 2, 1, 1)
+    );
+    assert!(report.skipped.is_empty());
+    assert_eq!(rebuilt.summaries().await.unwrap(), live_state);
+    assert_eq!(
+        rebuilt.counts().await.unwrap(),
+        live.counts().await.unwrap()
+    );
+    assert!(rebuilt.has_vector_index().await.unwrap());
+    let events = events.into_inner().unwrap();
+    assert!(matches!(
+        events.first(),
+        Some(kb_writer::ReplayEvent::Started {
+            total: 4,
+            bulk: true
+        })
+    ));
+    assert!(events.contains(&kb_writer::ReplayEvent::Applied { done: 4, total: 4 }));
+    // The tombstone came along: an older upsert arriving late still loses.
+    assert_eq!(
+        rebuilt
+            .apply(Change::Upsert(&document("c", 1, 6, 8)))
+            .await
+            .unwrap(),
+        Applied::Stale { current: 2 }
+    );
+
+    // Replaying again changes nothing and needs no bulk mode.
+    let again = kb_writer::replay(p, &rebuilt, &ReplayOptions::default(), |_| {})
+        .await
+        .unwrap();
+    assert!(!again.bulk);
+    assert_eq!((again.messages, again.stale), (4, 4));
+    assert_eq!(rebuilt.summaries().await.unwrap(), live_state);
+
+    // --since: only what changed from then on.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let since = time::OffsetDateTime::now_utc();
+    publish(p, &document("e", 1, 3, 8)).await;
+    let (backfill, _) = fresh_pg(8).await;
+    let options = ReplayOptions {
+        from: ReplayFrom::Since(since),
+        ..Default::default()
+    };
+    let report = kb_writer::replay(p, &backfill, &options, |_| {})
+        .await
+        .unwrap();
+    assert_eq!((report.messages, report.written), (1, 1));
+    let ids: Vec<String> = backfill
+        .summaries()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.source_id)
+        .collect();
+    assert_eq!(ids, vec!["e"]);
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}

@@ -1,0 +1,337 @@
+//! The decision for one Drive file: fetch only when its fingerprint or path moved, publish the
+//! next version only when the content or the path did, record failures once per change, and
+//! tombstone what left. Every state write is a compare-and-set; a lost race re-reads the state
+//! and decides again.
+
+use super::state::{DriveFileState, Entry};
+use super::{drive_error, DriveSource};
+use crate::error::{WatchError, WatchErrorKind};
+use crate::media::media_type;
+use crate::mirror::publish_mirror;
+use crate::reconcile::too_large_reason;
+use crate::scan::{Published, STAGE};
+use kb_core::ids::content_hash;
+use kb_core::telemetry::{EventsSent, ProcessingError};
+use kb_drive::export::{exported_name, fetch_plan, Fetch};
+use kb_drive::{DriveErrorKind, File};
+use kb_proto::{mirror_event::Kind, DeadLetter, SourceRef};
+use kb_stream::progress::now_ms;
+use std::time::Instant;
+
+/// Compare-and-set retries before a file is left for the next sync.
+const CAS_ATTEMPTS: usize = 5;
+
+/// What happened to one file.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    Published(Published),
+    /// The current version and, when it is a failure, its reason.
+    Unchanged(Published, Option<String>),
+    /// A FAILED version was recorded.
+    Failed(Published, String),
+    /// Nothing to read in it.
+    Skipped(&'static str),
+    /// It disappeared while being fetched; its removal arrives through the changes feed.
+    Vanished,
+}
+
+/// Where a file sits and what it is published as.
+struct Target<'a> {
+    file: &'a File,
+    parent: &'a str,
+    path: String,
+    media_type: String,
+    fetch: Fetch,
+}
+
+impl DriveSource {
+    /// Brings the source of `file` (found in folder `parent` at `path`) up to date.
+    pub(crate) async fn reconcile(
+        &self,
+        file: &File,
+        parent: &str,
+        path: &str,
+    ) -> Result<Outcome, WatchError> {
+        let fetch = fetch_plan(file, &self.formats);
+        let (path, media) = match &fetch {
+            Fetch::Skip(why) => return Ok(Outcome::Skipped(why)),
+            Fetch::Export(m) => (exported_name(path, m), m.clone()),
+            Fetch::Download
+                if file.mime_type.is_empty() || file.mime_type == "application/octet-stream" =>
+            {
+                (path.to_string(), media_type(path).to_string())
+            }
+            Fetch::Download => (path.to_string(), file.mime_type.clone()),
+        };
+        let target = Target {
+            file,
+            parent,
+            path,
+            media_type: media,
+            fetch,
+        };
+        let sid = self.source_id(&file.id);
+        let mut prev = self.store.file(&sid).await?;
+        for _ in 0..CAS_ATTEMPTS {
+            match self.reconcile_once(&sid, &target, prev.as_ref()).await {
+                Err(e) if e.kind == WatchErrorKind::Conflict => {
+                    tracing::debug!(path = %target.path, "Drive state changed concurrently, looking again");
+                    prev = self.store.file(&sid).await?;
+                }
+                other => return other,
+            }
+        }
+        Err(WatchError::new(
+            WatchErrorKind::Conflict,
+            format!("{}: state kept changing concurrently", target.path),
+        ))
+    }
+
+    fn published(&self, sid: &str, version: u64, path: &str) -> Published {
+        Published {
+            source_id: sid.to_string(),
+            version,
+            path: path.to_string(),
+        }
+    }
+
+    async fn reconcile_once(
+        &self,
+        sid: &str,
+        t: &Target<'_>,
+        prev: Option<&Entry<DriveFileState>>,
+    ) -> Result<Outcome, WatchError> {
+        let fingerprint = t.file.fingerprint();
+        let live = prev.filter(|p| !p.value.deleted);
+        if let Some(p) = live {
+            if p.value.fingerprint == fingerprint && p.value.path == t.path {
+                if p.value.parent != t.parent {
+                    let next = DriveFileState {
+                        parent: t.parent.to_string(),
+                        ..p.value.clone()
+                    };
+                    self.store.put_file(sid, &next, Some(p.revision)).await?;
+                }
+                return Ok(Outcome::Unchanged(
+                    self.published(sid, p.value.version, &t.path),
+                    p.value.failure.clone(),
+                ));
+            }
+        }
+        if let Some(size) = t.file.size.filter(|&s| s > self.max_file_bytes) {
+            let reason = too_large_reason(size, self.max_file_bytes);
+            return self.fail(sid, t, prev, "too_large", reason).await;
+        }
+        let fetched = match &t.fetch {
+            Fetch::Export(m) => self.client.export(&t.file.id, m, self.max_file_bytes).await,
+            _ => self.client.download(&t.file.id, self.max_file_bytes).await,
+        };
+        let bytes = match fetched {
+            Ok(b) => b,
+            Err(e) => {
+                return match e.kind {
+                    DriveErrorKind::TooLarge => {
+                        let reason = e.message().to_string();
+                        self.fail(sid, t, prev, "too_large", reason).await
+                    }
+                    DriveErrorKind::Refused | DriveErrorKind::Invalid => {
+                        self.fail(sid, t, prev, "unreadable", format!("unreadable: {e}"))
+                            .await
+                    }
+                    DriveErrorKind::NotFound => Ok(Outcome::Vanished),
+                    DriveErrorKind::Transient | DriveErrorKind::Auth => Err(drive_error(e)),
+                };
+            }
+        };
+        let hash = content_hash(&bytes);
+        let modified = t.file.modified_unix_ms();
+        if let Some(p) = live.filter(|p| p.value.content_hash == hash && p.value.path == t.path) {
+            // A new revision with the same bytes: remember it so it is not fetched again.
+            let next = DriveFileState {
+                fingerprint,
+                modified_unix_ms: modified,
+                parent: t.parent.to_string(),
+                ..p.value.clone()
+            };
+            self.store.put_file(sid, &next, Some(p.revision)).await?;
+            return Ok(Outcome::Unchanged(
+                self.published(sid, p.value.version, &t.path),
+                None,
+            ));
+        }
+        let started = Instant::now();
+        let version = self.next_version(sid, prev).await?;
+        let size = bytes.len() as u64;
+        let source = SourceRef {
+            source_id: sid.to_string(),
+            version,
+            origin: self.origin.clone(),
+            path: t.path.clone(),
+            content_hash: hash.clone(),
+            media_type: t.media_type.clone(),
+            modified_unix_ms: modified,
+            size,
+        };
+        self.publisher.source(&source, bytes).await?;
+        let next = DriveFileState {
+            file_id: t.file.id.clone(),
+            path: t.path.clone(),
+            parent: t.parent.to_string(),
+            media_type: t.media_type.clone(),
+            fingerprint,
+            modified_unix_ms: modified,
+            content_hash: hash,
+            version,
+            size,
+            deleted: false,
+            failure: None,
+        };
+        self.store
+            .put_file(sid, &next, prev.map(|p| p.revision))
+            .await?;
+        EventsSent {
+            stage: STAGE,
+            source_id: sid,
+            version,
+            outcome: "published",
+            elapsed: started.elapsed(),
+        }
+        .emit();
+        Ok(Outcome::Published(self.published(sid, version, &t.path)))
+    }
+
+    /// The version after `prev`; without state, after whatever the mirror holds, so a lost
+    /// state bucket cannot make new versions lose to old ones.
+    async fn next_version(
+        &self,
+        sid: &str,
+        prev: Option<&Entry<DriveFileState>>,
+    ) -> Result<u64, WatchError> {
+        Ok(match prev {
+            Some(p) => p.value.version + 1,
+            None => self.publisher.mirror_version(sid).await? + 1,
+        })
+    }
+
+    /// A file that cannot be read: a FAILED mirror event and a dead letter, and state that
+    /// keeps it from being tried again until it changes.
+    async fn fail(
+        &self,
+        sid: &str,
+        t: &Target<'_>,
+        prev: Option<&Entry<DriveFileState>>,
+        error_kind: &'static str,
+        reason: String,
+    ) -> Result<Outcome, WatchError> {
+        let started = Instant::now();
+        let source = SourceRef {
+            source_id: sid.to_string(),
+            version: self.next_version(sid, prev).await?,
+            origin: self.origin.clone(),
+            path: t.path.clone(),
+            content_hash: String::new(),
+            media_type: t.media_type.clone(),
+            modified_unix_ms: t.file.modified_unix_ms(),
+            size: t.file.size.unwrap_or(0),
+        };
+        let version =
+            publish_mirror(&self.publisher, source.clone(), Kind::Failed, &reason).await?;
+        let source = SourceRef { version, ..source };
+        self.publisher
+            .dead_letter(&DeadLetter {
+                stage: STAGE.to_string(),
+                error_kind: error_kind.to_string(),
+                reason: reason.clone(),
+                failed_unix_ms: now_ms(),
+                source: Some(source.clone()),
+                ..Default::default()
+            })
+            .await?;
+        let next = DriveFileState {
+            file_id: t.file.id.clone(),
+            path: t.path.clone(),
+            parent: t.parent.to_string(),
+            media_type: t.media_type.clone(),
+            fingerprint: t.file.fingerprint(),
+            modified_unix_ms: source.modified_unix_ms,
+            content_hash: String::new(),
+            version,
+            size: source.size,
+            deleted: false,
+            failure: Some(reason.clone()),
+        };
+        self.store
+            .put_file(sid, &next, prev.map(|p| p.revision))
+            .await?;
+        ProcessingError {
+            stage: STAGE,
+            source_id: sid,
+            error_kind,
+            transient: false,
+            reason: &format!("{}: {reason}", t.path),
+        }
+        .emit();
+        EventsSent {
+            stage: STAGE,
+            source_id: sid,
+            version,
+            outcome: "failed",
+            elapsed: started.elapsed(),
+        }
+        .emit();
+        Ok(Outcome::Failed(
+            self.published(sid, version, &t.path),
+            reason,
+        ))
+    }
+
+    /// Tombstones the source of Drive file `file_id` unless it is unknown or already deleted.
+    pub(crate) async fn tombstone(&self, file_id: &str) -> Result<Option<Published>, WatchError> {
+        let sid = self.source_id(file_id);
+        let mut stored = self.store.file(&sid).await?;
+        for _ in 0..CAS_ATTEMPTS {
+            let Some(s) = stored.take().filter(|s| !s.value.deleted) else {
+                return Ok(None);
+            };
+            let started = Instant::now();
+            let source = SourceRef {
+                source_id: sid.clone(),
+                version: s.value.version + 1,
+                origin: self.origin.clone(),
+                path: s.value.path.clone(),
+                content_hash: String::new(),
+                media_type: s.value.media_type.clone(),
+                modified_unix_ms: now_ms(),
+                size: 0,
+            };
+            let version = publish_mirror(&self.publisher, source, Kind::Delete, "").await?;
+            let next = DriveFileState {
+                version,
+                deleted: true,
+                failure: None,
+                ..s.value.clone()
+            };
+            match self.store.put_file(&sid, &next, Some(s.revision)).await {
+                Ok(_) => {
+                    EventsSent {
+                        stage: STAGE,
+                        source_id: &sid,
+                        version,
+                        outcome: "deleted",
+                        elapsed: started.elapsed(),
+                    }
+                    .emit();
+                    return Ok(Some(self.published(&sid, version, &s.value.path)));
+                }
+                Err(e) if e.kind == WatchErrorKind::Conflict => {
+                    stored = self.store.file(&sid).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(WatchError::new(
+            WatchErrorKind::Conflict,
+            format!("state of {sid} kept changing concurrently"),
+        ))
+    }
+}

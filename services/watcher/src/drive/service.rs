@@ -1,0 +1,60 @@
+//! The Drive source's loop: a sync at start and every `poll_secs`, until shutdown.
+
+use super::{DriveSource, SyncReport};
+use kb_core::service::Context;
+use std::time::{Duration, Instant};
+
+/// After a failed sync (Drive or the broker down), try again this soon at the latest.
+const RETRY_AFTER_ERROR: Duration = Duration::from_secs(5);
+
+fn log_report(report: &SyncReport, elapsed: Duration) {
+    for f in &report.failed {
+        tracing::warn!(path = %f.path, reason = %f.reason, "Drive file not published");
+    }
+    let busy = report.full_listing
+        || !(report.published.is_empty() && report.deleted.is_empty() && report.failed.is_empty());
+    let ms = elapsed.as_millis() as u64;
+    if busy {
+        tracing::info!(
+            full_listing = report.full_listing,
+            changes = report.changes,
+            published = report.published.len(),
+            deleted = report.deleted.len(),
+            unchanged = report.unchanged.len(),
+            failed = report.failed.len(),
+            skipped = report.skipped.len(),
+            ms,
+            "Drive sync done"
+        );
+    } else {
+        tracing::debug!(changes = report.changes, ms, "Drive sync done");
+    }
+}
+
+/// Syncs `source` every `poll` until `ctx.shutdown`. Cancelling mid-sync is safe: the page
+/// token is saved only after its page was applied, and publishing precedes state writes.
+pub async fn run_drive(source: DriveSource, poll: Duration, ctx: Context) -> anyhow::Result<()> {
+    tracing::info!(origin = %source.origin(), roots = ?source.roots,
+        poll_s = poll.as_secs(), "watching Google Drive");
+    loop {
+        let started = Instant::now();
+        let wait = tokio::select! {
+            _ = ctx.shutdown.cancelled() => break,
+            result = source.sync() => match result {
+                Ok(report) => {
+                    log_report(&report, started.elapsed());
+                    poll
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, transient = e.is_transient(), "Drive sync failed; will retry");
+                    poll.min(RETRY_AFTER_ERROR)
+                }
+            },
+        };
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => break,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+    Ok(())
+}

@@ -125,10 +125,9 @@ pub async fn ingest(transcripts: &[Transcript]) -> anyhow::Result<Ingested> {
         .files
         .into_iter()
         .map(|f| {
-            (
-                std::fs::canonicalize(&f.path).unwrap_or(f.path),
-                f.source_id,
-            )
+            // `kb ingest` reports paths relative to `/`
+            let path = Path::new("/").join(&f.path);
+            (std::fs::canonicalize(&path).unwrap_or(path), f.source_id)
         })
         .collect();
     Ok(Ingested {

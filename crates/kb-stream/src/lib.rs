@@ -1,10 +1,12 @@
 //! NATS JetStream wiring shared by every stage: the subject and stream layout, publishing with
 //! deduplication and last-writer-wins on the mirror stream, big bodies through the object
-//! store, progress records, and the consume/ack/retry loop with dead letters.
+//! store, progress records, the consume/ack/retry loop with dead letters, and the way a stage
+//! takes in one event.
 
 pub mod blob;
 pub mod consume;
 pub mod error;
+pub mod input;
 pub mod progress;
 pub mod publish;
 pub mod subjects;

@@ -3,6 +3,7 @@
 
 use crate::error::{StreamError, StreamErrorKind};
 use async_nats::jetstream::kv;
+use kb_proto::SourceRef;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +52,27 @@ impl Progress {
             .await
             .map_err(|e| StreamError::transient("cannot write progress", e))?;
         Ok(())
+    }
+
+    /// Records that `stage` finished `source`'s version with `status`, now. Progress is
+    /// advisory (it feeds `kb ingest` and `kb status`), so a failed write is only logged.
+    pub async fn finished(
+        &self,
+        stage: &str,
+        source: &SourceRef,
+        status: &str,
+        error: Option<String>,
+    ) {
+        let rec = ProgressRecord {
+            version: source.version,
+            status: status.into(),
+            error,
+            at_unix_ms: now_ms(),
+            path: Some(source.path.clone()),
+        };
+        if let Err(e) = self.record(stage, &source.source_id, &rec).await {
+            tracing::warn!(stage, error = %e, "cannot record progress");
+        }
     }
 
     pub async fn get(

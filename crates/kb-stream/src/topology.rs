@@ -66,6 +66,32 @@ async fn upsert_stream(
         .map_err(|e| StreamError::transient(format!("cannot open stream {name}"), e))
 }
 
+/// A KV bucket as the pipeline keeps them all: the last value per key, on disk.
+pub fn bucket_config(bucket: &str, description: &str) -> kv::Config {
+    kv::Config {
+        bucket: bucket.to_string(),
+        description: description.to_string(),
+        history: 1,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    }
+}
+
+/// Creates a KV bucket, or brings an existing one's settings up to date.
+pub async fn upsert_bucket(
+    js: &jetstream::Context,
+    cfg: kv::Config,
+) -> Result<kv::Store, StreamError> {
+    let bucket = cfg.bucket.clone();
+    js.create_or_update_key_value(cfg).await.map_err(|e| {
+        StreamError::with(
+            StreamErrorKind::Config,
+            format!("cannot create KV bucket {bucket}"),
+            e,
+        )
+    })
+}
+
 pub async fn ensure(js: &jetstream::Context) -> Result<Topology, StreamError> {
     let mut streams = Vec::new();
     for cfg in stream_configs() {
@@ -80,38 +106,19 @@ pub async fn ensure(js: &jetstream::Context) -> Result<Topology, StreamError> {
             "stream list changed",
         ));
     };
-    let watch = js
-        .create_or_update_key_value(kv::Config {
-            bucket: WATCH_BUCKET.to_string(),
-            description: "watcher state: one entry per known source".to_string(),
-            history: 1,
-            storage: jetstream::stream::StorageType::File,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| {
-            StreamError::with(
-                StreamErrorKind::Config,
-                "cannot create KV bucket kb_watch",
-                e,
-            )
-        })?;
-    let progress = js
-        .create_or_update_key_value(kv::Config {
-            bucket: PROGRESS_BUCKET.to_string(),
-            description: "last version each stage finished, per source".to_string(),
-            history: 1,
-            storage: jetstream::stream::StorageType::File,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| {
-            StreamError::with(
-                StreamErrorKind::Config,
-                "cannot create KV bucket kb_progress",
-                e,
-            )
-        })?;
+    let watch = upsert_bucket(
+        js,
+        bucket_config(WATCH_BUCKET, "watcher state: one entry per known source"),
+    )
+    .await?;
+    let progress = upsert_bucket(
+        js,
+        bucket_config(
+            PROGRESS_BUCKET,
+            "last version each stage finished, per source",
+        ),
+    )
+    .await?;
     let blobs = match js.get_object_store(BLOB_BUCKET).await {
         Ok(store) => store,
         Err(_) => js

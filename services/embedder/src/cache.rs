@@ -13,6 +13,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv};
 use futures::{StreamExt, TryStreamExt};
 use kb_embed::{decode_vector, encode_vector, CacheCounters, VectorCache};
+use kb_stream::topology::{bucket_config, upsert_bucket};
 use kb_stream::{StreamError, StreamErrorKind};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -32,23 +33,14 @@ pub struct KvCache {
 impl KvCache {
     /// Creates the bucket if needed (or updates its size cap).
     pub async fn open(js: &jetstream::Context, max_bytes: i64) -> Result<Self, StreamError> {
-        let kv = js
-            .create_or_update_key_value(kv::Config {
-                bucket: CACHE_BUCKET.to_string(),
-                description: "embeddings by (model, dimensions, sha256 of text)".to_string(),
-                history: 1,
-                max_bytes: if max_bytes > 0 { max_bytes } else { -1 },
-                storage: jetstream::stream::StorageType::File,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| {
-                StreamError::with(
-                    StreamErrorKind::Config,
-                    format!("cannot create KV bucket {CACHE_BUCKET}"),
-                    e,
-                )
-            })?;
+        let cfg = kv::Config {
+            max_bytes: if max_bytes > 0 { max_bytes } else { -1 },
+            ..bucket_config(
+                CACHE_BUCKET,
+                "embeddings by (model, dimensions, sha256 of text)",
+            )
+        };
+        let kv = upsert_bucket(js, cfg).await?;
         Ok(Self { kv })
     }
 }
@@ -121,21 +113,8 @@ pub struct CacheStatus {
 }
 
 async fn stats_bucket(js: &jetstream::Context) -> Result<kv::Store, StreamError> {
-    js.create_or_update_key_value(kv::Config {
-        bucket: STATS_BUCKET.to_string(),
-        description: "embedding cache hits and misses, summed over all embedders".to_string(),
-        history: 1,
-        storage: jetstream::stream::StorageType::File,
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| {
-        StreamError::with(
-            StreamErrorKind::Config,
-            format!("cannot create KV bucket {STATS_BUCKET}"),
-            e,
-        )
-    })
+    let description = "embedding cache hits and misses, summed over all embedders";
+    upsert_bucket(js, bucket_config(STATS_BUCKET, description)).await
 }
 
 /// Adds to the shared totals (compare-and-set; concurrent embedders retry).

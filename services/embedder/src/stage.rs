@@ -6,7 +6,8 @@ use std::sync::Arc;
 use kb_embed::{EmbedError, EmbedErrorKind, Embedder};
 use kb_proto::{mirror_event::Kind, Message, ParsedDocument, ParsedEvent};
 use kb_stream::consume::{Delivery, Handler, HandlerError, HandlerErrorKind, Outcome};
-use kb_stream::progress::{now_ms, Progress, ProgressRecord};
+use kb_stream::input::{self, Input};
+use kb_stream::Progress;
 use kb_stream::{subjects, MirrorPublish, Publisher};
 
 pub struct EmbedStage {
@@ -66,34 +67,16 @@ impl EmbedStage {
 #[async_trait::async_trait]
 impl Handler for EmbedStage {
     async fn handle(&self, d: &Delivery) -> Result<Outcome, HandlerError> {
-        let ev = ParsedEvent::decode(d.payload.as_ref()).map_err(|e| {
-            HandlerError::permanent("decode", format!("undecodable parsed event: {e}"))
-        })?;
-        let source = ev
-            .source
-            .clone()
-            .filter(|s| !s.source_id.is_empty() && s.version > 0)
-            .ok_or_else(|| {
-                HandlerError::permanent("decode", "parsed event without source id or version")
-            })?;
-        let version = source.version;
-        if self.publisher.mirror_version(&source.source_id).await? >= version {
-            self.publisher.blobs().discard(ev.body.as_ref()).await;
-            return Ok(Outcome {
-                label: "superseded",
-                version,
-            });
-        }
-        let body = ev
-            .body
-            .as_ref()
-            .ok_or_else(|| HandlerError::permanent("decode", "parsed event without body"))?;
-        let bytes = self
-            .publisher
-            .blobs()
-            .fetch(body)
+        input::on_fresh::<ParsedEvent, _>(&self.publisher, d, |input| self.embed_parsed(input))
             .await
-            .map_err(|e| HandlerError::from(e).with_source(Some(&source)))?;
+    }
+}
+
+impl EmbedStage {
+    /// Embeds a parsed version the mirror has not moved past, and publishes it to the mirror.
+    async fn embed_parsed(&self, input: Input) -> Result<Outcome, HandlerError> {
+        let (source, body, bytes) = (input.source, input.body, input.bytes);
+        let version = source.version;
         let mut doc = ParsedDocument::decode(bytes.as_slice()).map_err(|e| {
             HandlerError::permanent("decode", format!("undecodable parsed document: {e}"))
                 .with_source(Some(&source))
@@ -110,21 +93,10 @@ impl Handler for EmbedStage {
             MirrorPublish::Published => "embedded",
             MirrorPublish::Superseded { .. } => "superseded",
         };
-        let rec = ProgressRecord {
-            version,
-            status: label.into(),
-            error: None,
-            at_unix_ms: now_ms(),
-            path: Some(source.path.clone()),
-        };
-        if let Err(e) = self
-            .progress
-            .record(subjects::EMBEDDER, &source.source_id, &rec)
-            .await
-        {
-            tracing::warn!(error = %e, "cannot record progress");
-        }
-        self.publisher.blobs().discard(ev.body.as_ref()).await;
+        self.progress
+            .finished(subjects::EMBEDDER, &source, label, None)
+            .await;
+        self.publisher.blobs().discard(Some(&body)).await;
         Ok(Outcome { label, version })
     }
 }

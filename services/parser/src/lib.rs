@@ -16,9 +16,10 @@ use kb_core::settings::ParserSettings;
 use kb_core::Settings;
 use kb_llm::{LlmError, LlmExtractor};
 use kb_parse::ParseOptions;
-use kb_proto::{mirror_event::Kind, Message, ParsedDocument, SourceEvent, SourceRef};
+use kb_proto::{mirror_event::Kind, ParsedDocument, SourceEvent, SourceRef};
 use kb_stream::consume::{self, ConsumerSpec, Delivery, Handler, HandlerError, Outcome};
-use kb_stream::progress::{now_ms, Progress, ProgressRecord};
+use kb_stream::input::{self, Input};
+use kb_stream::Progress;
 use kb_stream::{subjects, MirrorPublish, Publisher};
 use std::sync::Arc;
 use std::time::Duration;
@@ -151,62 +152,21 @@ impl Parser {
             }
         }
     }
-
-    async fn record(
-        &self,
-        sid: &str,
-        version: u64,
-        status: &str,
-        error: Option<String>,
-        path: &str,
-    ) {
-        let rec = ProgressRecord {
-            version,
-            status: status.into(),
-            error,
-            at_unix_ms: now_ms(),
-            path: Some(path.into()),
-        };
-        if let Err(e) = self.progress.record(subjects::PARSER, sid, &rec).await {
-            tracing::warn!(error = %e, "cannot record progress");
-        }
-    }
 }
 
 #[async_trait::async_trait]
 impl Handler for Parser {
     async fn handle(&self, d: &Delivery) -> Result<Outcome, HandlerError> {
-        let ev = SourceEvent::decode(d.payload.as_ref()).map_err(|e| {
-            HandlerError::permanent("decode", format!("undecodable source event: {e}"))
-        })?;
-        let source = ev
-            .source
-            .clone()
-            .filter(|s| !s.source_id.is_empty() && s.version > 0)
-            .ok_or_else(|| {
-                HandlerError::permanent("decode", "source event without source id or version")
-            })?;
-        let version = source.version;
-        // Skip work the mirror has already moved past (e.g. the file was deleted meanwhile).
-        let current = self.publisher.mirror_version(&source.source_id).await?;
-        if current >= version {
-            self.publisher.blobs().discard(ev.body.as_ref()).await;
-            return Ok(Outcome {
-                label: "superseded",
-                version,
-            });
-        }
-        let body = ev
-            .body
-            .as_ref()
-            .ok_or_else(|| HandlerError::permanent("decode", "source event without body"))?;
-        let bytes = self
-            .publisher
-            .blobs()
-            .fetch(body)
-            .await
-            .map_err(|e| HandlerError::from(e).with_source(Some(&source)))?;
+        let parse = |input| self.parse_source(input, d.deliveries);
+        input::on_fresh::<SourceEvent, _>(&self.publisher, d, parse).await
+    }
+}
 
+impl Parser {
+    /// Parses a source version the mirror has not moved past, and publishes the result.
+    async fn parse_source(&self, input: Input, deliveries: u64) -> Result<Outcome, HandlerError> {
+        let (source, body, bytes) = (input.source, input.body, input.bytes);
+        let version = source.version;
         let result = parse_within(
             source.clone(),
             bytes,
@@ -216,13 +176,14 @@ impl Handler for Parser {
         .await;
         match result {
             Ok(mut doc) => {
-                self.enrich(&mut doc, d.deliveries)
+                self.enrich(&mut doc, deliveries)
                     .await
                     .map_err(|e| e.with_source(Some(&source)))?;
                 self.publisher.parsed(&doc).await?;
-                self.record(&source.source_id, version, "parsed", None, &source.path)
+                self.progress
+                    .finished(subjects::PARSER, &source, "parsed", None)
                     .await;
-                self.publisher.blobs().discard(ev.body.as_ref()).await;
+                self.publisher.blobs().discard(Some(&body)).await;
                 Ok(Outcome {
                     label: "parsed",
                     version,
@@ -238,14 +199,9 @@ impl Handler for Parser {
                 {
                     MirrorPublish::Published | MirrorPublish::Superseded { .. } => {}
                 }
-                self.record(
-                    &source.source_id,
-                    version,
-                    "failed",
-                    Some(reason.clone()),
-                    &source.path,
-                )
-                .await;
+                self.progress
+                    .finished(subjects::PARSER, &source, "failed", Some(reason.clone()))
+                    .await;
                 Err(HandlerError::permanent(kind, reason).with_source(Some(&source)))
             }
         }

@@ -12,6 +12,7 @@
 
 pub mod drive;
 pub mod error;
+mod json_kv;
 pub mod media;
 mod mirror;
 mod notify;
@@ -19,6 +20,7 @@ mod reconcile;
 pub mod scan;
 mod service;
 pub mod state;
+mod telemetry;
 pub mod walk;
 
 pub use drive::{DriveSource, SyncReport};

@@ -4,12 +4,14 @@
 
 use crate::error::{WatchError, WatchErrorKind};
 use crate::media::media_type;
+use crate::mirror::{next_version, publish_failure, publish_tombstone};
 use crate::scan::{Outcome, Published, Scanner, STAGE};
 use crate::state::{FileState, Stored};
+use crate::telemetry;
 use crate::walk::FoundFile;
 use kb_core::ids::content_hash;
-use kb_core::telemetry::{EventsSent, ProcessingError};
-use kb_proto::{mirror_event::Kind, DeadLetter, SourceRef};
+use kb_core::telemetry::ProcessingError;
+use kb_proto::SourceRef;
 use kb_stream::progress::now_ms;
 use std::time::Instant;
 
@@ -133,33 +135,12 @@ impl Scanner {
             recheck,
         };
         self.state.put(sid, &next, prev.map(|p| p.revision)).await?;
-        EventsSent {
-            stage: STAGE,
-            source_id: sid,
-            version,
-            outcome: "published",
-            elapsed: started.elapsed(),
-        }
-        .emit();
+        telemetry::sent(sid, version, "published", started);
         Ok(Outcome::Published(self.published(sid, version, &file.rel)))
     }
 
-    /// The version after `prev`; for a source without state, after whatever the mirror holds,
-    /// so a lost or wiped state bucket cannot make new versions lose to old ones.
     async fn next_version(&self, sid: &str, prev: Option<&Stored>) -> Result<u64, WatchError> {
-        Ok(match prev {
-            Some(p) => p.state.version + 1,
-            None => self.publisher.mirror_version(sid).await? + 1,
-        })
-    }
-
-    async fn publish_mirror(
-        &self,
-        source: SourceRef,
-        kind: Kind,
-        error: &str,
-    ) -> Result<u64, WatchError> {
-        crate::mirror::publish_mirror(&self.publisher, source, kind, error).await
+        next_version(&self.publisher, sid, prev.map(|p| p.state.version)).await
     }
 
     /// A file too large to read: a FAILED mirror event and a dead letter, once per change.
@@ -182,20 +163,7 @@ impl Scanner {
             modified_unix_ms: file.modified_unix_ms,
             size,
         };
-        let version = self
-            .publish_mirror(source.clone(), Kind::Failed, &reason)
-            .await?;
-        let source = SourceRef { version, ..source };
-        self.publisher
-            .dead_letter(&DeadLetter {
-                stage: STAGE.to_string(),
-                error_kind: "too_large".to_string(),
-                reason: reason.clone(),
-                failed_unix_ms: now_ms(),
-                source: Some(source),
-                ..Default::default()
-            })
-            .await?;
+        let version = publish_failure(&self.publisher, source, "too_large", &reason).await?;
         let next = FileState {
             path: file.rel.clone(),
             content_hash: String::new(),
@@ -206,22 +174,7 @@ impl Scanner {
             recheck: false,
         };
         self.state.put(sid, &next, prev.map(|p| p.revision)).await?;
-        ProcessingError {
-            stage: STAGE,
-            source_id: sid,
-            error_kind: "too_large",
-            transient: false,
-            reason: &format!("{}: {reason}", file.rel),
-        }
-        .emit();
-        EventsSent {
-            stage: STAGE,
-            source_id: sid,
-            version,
-            outcome: "failed",
-            elapsed: started.elapsed(),
-        }
-        .emit();
+        telemetry::failed(sid, version, "too_large", &file.rel, &reason, started);
         Ok(Outcome::TooLarge(
             self.published(sid, version, &file.rel),
             reason,
@@ -251,17 +204,16 @@ impl Scanner {
                 }
             }
             let started = Instant::now();
-            let source = SourceRef {
-                source_id: sid.to_string(),
-                version: s.state.version + 1,
-                origin: self.origin.clone(),
-                path: s.state.path.clone(),
-                content_hash: String::new(),
-                media_type: media_type(&s.state.path).to_string(),
-                modified_unix_ms: now_ms(),
-                size: 0,
-            };
-            let version = self.publish_mirror(source, Kind::Delete, "").await?;
+            let path = &s.state.path;
+            let version = publish_tombstone(
+                &self.publisher,
+                sid,
+                &self.origin,
+                path,
+                media_type(path),
+                s.state.version,
+            )
+            .await?;
             let next = FileState {
                 version,
                 deleted: true,
@@ -270,14 +222,7 @@ impl Scanner {
             };
             match self.state.put(sid, &next, Some(s.revision)).await {
                 Ok(_) => {
-                    EventsSent {
-                        stage: STAGE,
-                        source_id: sid,
-                        version,
-                        outcome: "deleted",
-                        elapsed: started.elapsed(),
-                    }
-                    .emit();
+                    telemetry::sent(sid, version, "deleted", started);
                     return Ok(Some(self.published(sid, version, &s.state.path)));
                 }
                 Err(e) if e.kind == WatchErrorKind::Conflict => {

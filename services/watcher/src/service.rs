@@ -2,15 +2,17 @@
 //! and every `rescan_secs` as a safety net, until shutdown.
 
 use crate::drive::{run_drive, DriveSource};
+use crate::error::WatchError;
 use crate::notify::Changes;
 use crate::scan::{ScanReport, Scanner};
 use anyhow::Context as _;
 use kb_core::service::Context;
 use kb_core::Settings;
 use kb_stream::Publisher;
+use std::future::Future;
 use std::time::{Duration, Instant};
 
-/// After a failed scan (broker down), try again this soon rather than a full rescan period later.
+/// After a failed pass (the broker or Drive down), try again this soon at the latest.
 const RETRY_AFTER_ERROR: Duration = Duration::from_secs(5);
 
 /// The origin of a watched folder: `folder:<watcher.name>`.
@@ -93,28 +95,52 @@ async fn folder_loop(
     let debounce = Duration::from_millis(cfg.debounce_ms);
     tracing::info!(dir = %cfg.dir.display(), origin = %origin(&cfg.name),
         notifications = changes.is_active(), "watching");
+    // Cancelling mid-scan is safe: publish comes before the state write, so at worst the
+    // next start republishes one version, which deduplication absorbs.
+    let wake = Some((&mut changes, debounce));
+    repeat(ctx, "scan", rescan, || scanner.scan(), log_report, wake).await;
+    Ok(())
+}
+
+/// Runs `pass` at start, then every `period` and, given `changes` (and their quiet time),
+/// after every settled burst of them, until shutdown; logs each report with `log`. After a failed pass (the broker or Drive down) the
+/// next comes within [`RETRY_AFTER_ERROR`] rather than a whole period later. `what` names the
+/// pass in logs. Shared by the folder and the Drive source.
+pub(crate) async fn repeat<T, F>(
+    ctx: &Context,
+    what: &str,
+    period: Duration,
+    mut pass: impl FnMut() -> F,
+    log: fn(&T, Duration),
+    mut changes: Option<(&mut Changes, Duration)>,
+) where
+    F: Future<Output = Result<T, WatchError>>,
+{
     loop {
         let started = Instant::now();
-        // Cancelling mid-scan is safe: publish comes before the state write, so at worst the
-        // next start republishes one version, which deduplication absorbs.
         let wait = tokio::select! {
             _ = ctx.shutdown.cancelled() => break,
-            result = scanner.scan() => match result {
+            result = pass() => match result {
                 Ok(report) => {
-                    log_report(&report, started.elapsed());
-                    rescan
+                    log(&report, started.elapsed());
+                    period
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, transient = e.is_transient(), "scan failed; will retry");
-                    rescan.min(RETRY_AFTER_ERROR)
+                    tracing::warn!(error = %e, transient = e.is_transient(), "{what} failed; will retry");
+                    period.min(RETRY_AFTER_ERROR)
                 }
             },
+        };
+        let burst = async {
+            match changes.as_mut() {
+                Some((changes, quiet)) => changes.next_burst(*quiet).await,
+                None => std::future::pending().await,
+            }
         };
         tokio::select! {
             _ = ctx.shutdown.cancelled() => break,
             _ = tokio::time::sleep(wait) => {}
-            _ = changes.next_burst(debounce) => {}
+            _ = burst => {}
         }
     }
-    Ok(())
 }

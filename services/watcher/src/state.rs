@@ -3,13 +3,11 @@
 //! one stopped. Every write is a compare-and-set on the entry's revision: two writers can never
 //! both record the same version.
 
-use crate::error::{WatchError, WatchErrorKind};
-use async_nats::jetstream::consumer::{pull, DeliverPolicy};
-use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, UpdateErrorKind};
-use futures::StreamExt;
+use crate::error::WatchError;
+use crate::json_kv::{self, Entry};
+use async_nats::jetstream::kv;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::time::Duration;
 
 /// The JSON value of one entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +35,15 @@ pub struct Stored {
     pub revision: u64,
 }
 
+impl From<Entry<FileState>> for Stored {
+    fn from(e: Entry<FileState>) -> Self {
+        Self {
+            state: e.value,
+            revision: e.revision,
+        }
+    }
+}
+
 /// The entries of one origin name in `kb_watch`.
 #[derive(Clone)]
 pub struct WatchState {
@@ -44,25 +51,8 @@ pub struct WatchState {
     name: String,
 }
 
-/// How long one message of a full listing may take before the broker counts as unavailable.
-const LIST_TIMEOUT: Duration = Duration::from_secs(15);
-
-pub(crate) fn transient(
-    what: &str,
-    e: impl std::error::Error + Send + Sync + 'static,
-) -> WatchError {
-    WatchError::with(WatchErrorKind::Transient, what.to_string(), e)
-}
-
-fn decode(key: &str, bytes: &[u8]) -> Result<FileState, WatchError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        WatchError::with(
-            WatchErrorKind::Corrupt,
-            format!("undecodable watcher state under {key}"),
-            e,
-        )
-    })
-}
+/// How errors name these entries.
+const WHAT: &str = "watcher state";
 
 impl WatchState {
     pub fn new(kv: kv::Store, name: &str) -> Self {
@@ -78,34 +68,17 @@ impl WatchState {
 
     /// The current entry of one source, if any.
     pub async fn get(&self, source_id: &str) -> Result<Option<Stored>, WatchError> {
-        let key = self.key(source_id);
-        let entry = self
-            .kv
-            .entry(key.clone())
-            .await
-            .map_err(|e| transient("cannot read watcher state", e))?;
-        match entry {
-            Some(e) if e.operation == Operation::Put => Ok(Some(Stored {
-                state: decode(&key, &e.value)?,
-                revision: e.revision,
-            })),
-            _ => Ok(None),
-        }
+        let entry = json_kv::get(&self.kv, WHAT, self.key(source_id)).await?;
+        Ok(entry.map(Stored::from))
     }
 
     /// Every entry of this origin name, by source id, in one pass over the bucket.
     pub async fn all(&self) -> Result<HashMap<String, Stored>, WatchError> {
-        let mut out = HashMap::new();
-        for (sid, payload, revision) in last_values(&self.kv, &format!("{}.", self.name)).await? {
-            match decode(&sid, &payload) {
-                Ok(state) => {
-                    out.insert(sid, Stored { state, revision });
-                }
-                // Reported again, as a failure of that file, when it is looked up.
-                Err(e) => tracing::warn!(error = %e, "skipping watcher state entry"),
-            }
-        }
-        Ok(out)
+        let entries = json_kv::all(&self.kv, WHAT, &format!("{}.", self.name)).await?;
+        Ok(entries
+            .into_iter()
+            .map(|(sid, e)| (sid, e.into()))
+            .collect())
     }
 
     /// Writes `state` if the entry is still at `expected` (`None`: must not exist yet).
@@ -116,87 +89,6 @@ impl WatchState {
         state: &FileState,
         expected: Option<u64>,
     ) -> Result<u64, WatchError> {
-        let key = self.key(source_id);
-        let bytes = serde_json::to_vec(state).map_err(|e| {
-            WatchError::with(WatchErrorKind::Corrupt, "cannot encode watcher state", e)
-        })?;
-        match expected {
-            None => self
-                .kv
-                .create(&key, bytes.into())
-                .await
-                .map_err(|e| match e.kind() {
-                    CreateErrorKind::AlreadyExists => WatchError::new(
-                        WatchErrorKind::Conflict,
-                        format!("{key} was created concurrently"),
-                    ),
-                    _ => transient("cannot write watcher state", e),
-                }),
-            Some(rev) => {
-                self.kv
-                    .update(&key, bytes.into(), rev)
-                    .await
-                    .map_err(|e| match e.kind() {
-                        UpdateErrorKind::WrongLastRevision => WatchError::new(
-                            WatchErrorKind::Conflict,
-                            format!("{key} changed concurrently"),
-                        ),
-                        _ => transient("cannot write watcher state", e),
-                    })
-            }
-        }
+        json_kv::put_cas(&self.kv, WHAT, &self.key(source_id), state, expected).await
     }
-}
-
-/// The live entries whose keys start with `key_prefix` in one pass over a bucket (a consumer
-/// on the last value per key, not one request per key): (rest of the key, value, revision).
-pub(crate) async fn last_values(
-    kv: &kv::Store,
-    key_prefix: &str,
-) -> Result<Vec<(String, bytes::Bytes, u64)>, WatchError> {
-    let subject_prefix = format!("{}{key_prefix}", kv.prefix);
-    let consumer = kv
-        .stream
-        .create_consumer(pull::OrderedConfig {
-            filter_subject: format!("{subject_prefix}>"),
-            deliver_policy: DeliverPolicy::LastPerSubject,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| transient("cannot list watcher state", e))?;
-    let mut out = Vec::new();
-    if consumer.cached_info().num_pending == 0 {
-        return Ok(out);
-    }
-    let mut messages = consumer
-        .messages()
-        .await
-        .map_err(|e| transient("cannot list watcher state", e))?;
-    loop {
-        let msg = match tokio::time::timeout(LIST_TIMEOUT, messages.next()).await {
-            Err(elapsed) => return Err(transient("listing watcher state timed out", elapsed)),
-            Ok(None) => break,
-            Ok(Some(Err(e))) => return Err(transient("cannot list watcher state", e)),
-            Ok(Some(Ok(msg))) => msg,
-        };
-        let info = msg
-            .info()
-            .map_err(|e| WatchError::new(WatchErrorKind::Transient, e.to_string()))?;
-        let (revision, pending) = (info.stream_sequence, info.pending);
-        // Deletes and purges carry a KV-Operation header; values do not.
-        let is_put = msg
-            .headers
-            .as_ref()
-            .and_then(|h| h.get("KV-Operation"))
-            .is_none();
-        if let Some(rest) = msg.subject.as_str().strip_prefix(&subject_prefix) {
-            if is_put {
-                out.push((rest.to_string(), msg.payload.clone(), revision));
-            }
-        }
-        if pending == 0 {
-            break;
-        }
-    }
-    Ok(out)
 }

@@ -7,15 +7,14 @@ use super::state::{DriveFileState, Entry};
 use super::{drive_error, DriveSource};
 use crate::error::{WatchError, WatchErrorKind};
 use crate::media::media_type;
-use crate::mirror::publish_mirror;
+use crate::mirror::{next_version, publish_failure, publish_tombstone};
 use crate::reconcile::too_large_reason;
-use crate::scan::{Published, STAGE};
+use crate::scan::Published;
+use crate::telemetry;
 use kb_core::ids::content_hash;
-use kb_core::telemetry::{EventsSent, ProcessingError};
 use kb_drive::export::{exported_name, fetch_plan, Fetch};
 use kb_drive::{DriveErrorKind, File};
-use kb_proto::{mirror_event::Kind, DeadLetter, SourceRef};
-use kb_stream::progress::now_ms;
+use kb_proto::SourceRef;
 use std::time::Instant;
 
 /// Compare-and-set retries before a file is left for the next sync.
@@ -189,28 +188,16 @@ impl DriveSource {
         self.store
             .put_file(sid, &next, prev.map(|p| p.revision))
             .await?;
-        EventsSent {
-            stage: STAGE,
-            source_id: sid,
-            version,
-            outcome: "published",
-            elapsed: started.elapsed(),
-        }
-        .emit();
+        telemetry::sent(sid, version, "published", started);
         Ok(Outcome::Published(self.published(sid, version, &t.path)))
     }
 
-    /// The version after `prev`; without state, after whatever the mirror holds, so a lost
-    /// state bucket cannot make new versions lose to old ones.
     async fn next_version(
         &self,
         sid: &str,
         prev: Option<&Entry<DriveFileState>>,
     ) -> Result<u64, WatchError> {
-        Ok(match prev {
-            Some(p) => p.value.version + 1,
-            None => self.publisher.mirror_version(sid).await? + 1,
-        })
+        next_version(&self.publisher, sid, prev.map(|p| p.value.version)).await
     }
 
     /// A file that cannot be read: a FAILED mirror event and a dead letter, and state that
@@ -234,51 +221,25 @@ impl DriveSource {
             modified_unix_ms: t.file.modified_unix_ms(),
             size: t.file.size.unwrap_or(0),
         };
-        let version =
-            publish_mirror(&self.publisher, source.clone(), Kind::Failed, &reason).await?;
-        let source = SourceRef { version, ..source };
-        self.publisher
-            .dead_letter(&DeadLetter {
-                stage: STAGE.to_string(),
-                error_kind: error_kind.to_string(),
-                reason: reason.clone(),
-                failed_unix_ms: now_ms(),
-                source: Some(source.clone()),
-                ..Default::default()
-            })
-            .await?;
+        let (modified_unix_ms, size) = (source.modified_unix_ms, source.size);
+        let version = publish_failure(&self.publisher, source, error_kind, &reason).await?;
         let next = DriveFileState {
             file_id: t.file.id.clone(),
             path: t.path.clone(),
             parent: t.parent.to_string(),
             media_type: t.media_type.clone(),
             fingerprint: t.file.fingerprint(),
-            modified_unix_ms: source.modified_unix_ms,
+            modified_unix_ms,
             content_hash: String::new(),
             version,
-            size: source.size,
+            size,
             deleted: false,
             failure: Some(reason.clone()),
         };
         self.store
             .put_file(sid, &next, prev.map(|p| p.revision))
             .await?;
-        ProcessingError {
-            stage: STAGE,
-            source_id: sid,
-            error_kind,
-            transient: false,
-            reason: &format!("{}: {reason}", t.path),
-        }
-        .emit();
-        EventsSent {
-            stage: STAGE,
-            source_id: sid,
-            version,
-            outcome: "failed",
-            elapsed: started.elapsed(),
-        }
-        .emit();
+        telemetry::failed(sid, version, error_kind, &t.path, &reason, started);
         Ok(Outcome::Failed(
             self.published(sid, version, &t.path),
             reason,
@@ -294,17 +255,15 @@ impl DriveSource {
                 return Ok(None);
             };
             let started = Instant::now();
-            let source = SourceRef {
-                source_id: sid.clone(),
-                version: s.value.version + 1,
-                origin: self.origin.clone(),
-                path: s.value.path.clone(),
-                content_hash: String::new(),
-                media_type: s.value.media_type.clone(),
-                modified_unix_ms: now_ms(),
-                size: 0,
-            };
-            let version = publish_mirror(&self.publisher, source, Kind::Delete, "").await?;
+            let version = publish_tombstone(
+                &self.publisher,
+                &sid,
+                &self.origin,
+                &s.value.path,
+                &s.value.media_type,
+                s.value.version,
+            )
+            .await?;
             let next = DriveFileState {
                 version,
                 deleted: true,
@@ -313,14 +272,7 @@ impl DriveSource {
             };
             match self.store.put_file(&sid, &next, Some(s.revision)).await {
                 Ok(_) => {
-                    EventsSent {
-                        stage: STAGE,
-                        source_id: &sid,
-                        version,
-                        outcome: "deleted",
-                        elapsed: started.elapsed(),
-                    }
-                    .emit();
+                    telemetry::sent(&sid, version, "deleted", started);
                     return Ok(Some(self.published(&sid, version, &s.value.path)));
                 }
                 Err(e) if e.kind == WatchErrorKind::Conflict => {

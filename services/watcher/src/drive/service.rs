@@ -1,11 +1,9 @@
 //! The Drive source's loop: a sync at start and every `poll_secs`, until shutdown.
 
 use super::{DriveSource, SyncReport};
+use crate::service::repeat;
 use kb_core::service::Context;
-use std::time::{Duration, Instant};
-
-/// After a failed sync (Drive or the broker down), try again this soon at the latest.
-const RETRY_AFTER_ERROR: Duration = Duration::from_secs(5);
+use std::time::Duration;
 
 fn log_report(report: &SyncReport, elapsed: Duration) {
     for f in &report.failed {
@@ -36,25 +34,6 @@ fn log_report(report: &SyncReport, elapsed: Duration) {
 pub async fn run_drive(source: DriveSource, poll: Duration, ctx: Context) -> anyhow::Result<()> {
     tracing::info!(origin = %source.origin(), roots = ?source.roots,
         poll_s = poll.as_secs(), "watching Google Drive");
-    loop {
-        let started = Instant::now();
-        let wait = tokio::select! {
-            _ = ctx.shutdown.cancelled() => break,
-            result = source.sync() => match result {
-                Ok(report) => {
-                    log_report(&report, started.elapsed());
-                    poll
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, transient = e.is_transient(), "Drive sync failed; will retry");
-                    poll.min(RETRY_AFTER_ERROR)
-                }
-            },
-        };
-        tokio::select! {
-            _ = ctx.shutdown.cancelled() => break,
-            _ = tokio::time::sleep(wait) => {}
-        }
-    }
+    repeat(&ctx, "Drive sync", poll, || source.sync(), log_report, None).await;
     Ok(())
 }

@@ -10,10 +10,11 @@
 //! doubt) and written plainly.
 
 use crate::error::{WatchError, WatchErrorKind};
-use crate::state::{last_values, transient};
-use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, UpdateErrorKind};
-use async_nats::jetstream::{self, stream::StorageType};
+pub use crate::json_kv::Entry;
+use crate::json_kv::{self, transient};
+use async_nats::jetstream::{self, kv};
 use kb_drive::Folder;
+use kb_stream::topology::{bucket_config, upsert_bucket};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -52,48 +53,23 @@ pub struct DriveFileState {
     pub failure: Option<String>,
 }
 
-/// A value and the revision a compare-and-set must name.
-#[derive(Debug, Clone)]
-pub struct Entry<T> {
-    pub value: T,
-    pub revision: u64,
-}
-
 #[derive(Clone)]
 pub struct DriveStore {
     kv: kv::Store,
     name: String,
 }
 
-fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, WatchError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        WatchError::with(
-            WatchErrorKind::Corrupt,
-            format!("undecodable Drive state under {key}"),
-            e,
-        )
-    })
-}
+/// How errors name these entries.
+const WHAT: &str = "Drive state";
 
 impl DriveStore {
     /// Opens (creating when missing) the bucket; the entries of source `name`.
     pub async fn open(js: &jetstream::Context, name: &str) -> Result<Self, WatchError> {
-        let kv = js
-            .create_or_update_key_value(kv::Config {
-                bucket: DRIVE_BUCKET.to_string(),
-                description: "Drive source state: cursor, folders in scope, files".to_string(),
-                history: 1,
-                storage: StorageType::File,
-                ..Default::default()
-            })
+        let description = "Drive source state: cursor, folders in scope, files";
+        let kv = upsert_bucket(js, bucket_config(DRIVE_BUCKET, description))
             .await
-            .map_err(|e| {
-                WatchError::with(
-                    WatchErrorKind::Transient,
-                    format!("cannot create KV bucket {DRIVE_BUCKET}"),
-                    e,
-                )
-            })?;
+            // Transient, as before: the broker may take the bucket later.
+            .map_err(|e| WatchError::new(WatchErrorKind::Transient, e.to_string()))?;
         Ok(Self {
             kv,
             name: name.to_string(),
@@ -111,72 +87,23 @@ impl DriveStore {
     }
 
     async fn get<T: DeserializeOwned>(&self, key: String) -> Result<Option<Entry<T>>, WatchError> {
-        let entry = self
-            .kv
-            .entry(key.clone())
-            .await
-            .map_err(|e| transient("cannot read Drive state", e))?;
-        match entry {
-            Some(e) if e.operation == Operation::Put => Ok(Some(Entry {
-                value: decode(&key, &e.value)?,
-                revision: e.revision,
-            })),
-            _ => Ok(None),
-        }
+        json_kv::get(&self.kv, WHAT, key).await
     }
 
-    /// Writes if the entry is still at `expected` (`None`: must not exist, or be deleted).
     async fn put_cas<T: Serialize>(
         &self,
         key: String,
         value: &T,
         expected: Option<u64>,
     ) -> Result<u64, WatchError> {
-        let bytes = serde_json::to_vec(value).map_err(|e| {
-            WatchError::with(WatchErrorKind::Corrupt, "cannot encode Drive state", e)
-        })?;
-        match expected {
-            None => self
-                .kv
-                .create(&key, bytes.into())
-                .await
-                .map_err(|e| match e.kind() {
-                    CreateErrorKind::AlreadyExists => WatchError::new(
-                        WatchErrorKind::Conflict,
-                        format!("{key} was created concurrently"),
-                    ),
-                    _ => transient("cannot write Drive state", e),
-                }),
-            Some(rev) => {
-                self.kv
-                    .update(&key, bytes.into(), rev)
-                    .await
-                    .map_err(|e| match e.kind() {
-                        UpdateErrorKind::WrongLastRevision => WatchError::new(
-                            WatchErrorKind::Conflict,
-                            format!("{key} changed concurrently"),
-                        ),
-                        _ => transient("cannot write Drive state", e),
-                    })
-            }
-        }
+        json_kv::put_cas(&self.kv, WHAT, &key, value, expected).await
     }
 
     async fn all<T: DeserializeOwned>(
         &self,
         kind: &str,
     ) -> Result<HashMap<String, Entry<T>>, WatchError> {
-        let prefix = format!("{}.{kind}.", self.name);
-        let mut out = HashMap::new();
-        for (id, payload, revision) in last_values(&self.kv, &prefix).await? {
-            match decode(&format!("{prefix}{id}"), &payload) {
-                Ok(value) => {
-                    out.insert(id, Entry { value, revision });
-                }
-                Err(e) => tracing::warn!(error = %e, "skipping Drive state entry"),
-            }
-        }
-        Ok(out)
+        json_kv::all(&self.kv, WHAT, &format!("{}.{kind}.", self.name)).await
     }
 
     pub async fn cursor(&self) -> Result<Option<Entry<Cursor>>, WatchError> {
@@ -220,9 +147,7 @@ impl DriveStore {
             tracing::warn!(folder_id = %id, "Drive folder id is not a valid key; not stored");
             return Ok(());
         }
-        let bytes = serde_json::to_vec(folder).map_err(|e| {
-            WatchError::with(WatchErrorKind::Corrupt, "cannot encode Drive state", e)
-        })?;
+        let bytes = json_kv::encode(WHAT, folder)?;
         self.kv
             .put(self.folder_key(id), bytes.into())
             .await

@@ -149,6 +149,10 @@ async fn ingest_names_the_files_that_failed_and_the_rest_still_lands() -> anyhow
         .filter_map(|f| f["path"].as_str())
         .collect();
     assert!(
+        failed.iter().all(|f| std::path::Path::new(f).is_absolute()),
+        "{failed:?}"
+    );
+    assert!(
         failed.iter().any(|f| f.ends_with("empty.txt")),
         "{failed:?}"
     );

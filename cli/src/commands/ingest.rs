@@ -62,6 +62,12 @@ fn collect_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
         .collect()
 }
 
+/// The scanner's root is `/`, so its paths are relative to it; the report shows local files'
+/// paths absolute (Drive paths stay relative to their folder).
+fn absolute(path: &str) -> String {
+    format!("/{}", path.trim_start_matches('/'))
+}
+
 /// Drive settings for a one-shot run of `folder_ids`, checked like the watcher's.
 fn drive_settings(settings: &Settings, folder_ids: &[String]) -> anyhow::Result<DriveSettings> {
     let mut s = settings.drive.clone();
@@ -115,10 +121,12 @@ pub async fn run(
     bar.set_message("publishing");
     let mut pending: Vec<(Published, Option<String>)> = Vec::new();
     for f in &files {
-        match scanner.publish_file(f).await? {
-            FileOutcome::Published(p) | FileOutcome::Unchanged(p) => pending.push((p, None)),
-            FileOutcome::Failed(p, reason) => pending.push((p, Some(reason))),
-        }
+        let (mut p, error) = match scanner.publish_file(f).await? {
+            FileOutcome::Published(p) | FileOutcome::Unchanged(p) => (p, None),
+            FileOutcome::Failed(p, reason) => (p, Some(reason)),
+        };
+        p.path = absolute(&p.path);
+        pending.push((p, error));
         bar.inc(1);
     }
     // Drive files that got no version at all (e.g. a download cut short): failed outright.

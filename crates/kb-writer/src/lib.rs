@@ -18,7 +18,7 @@ use backon::{ExponentialBuilder, Retryable};
 use kb_core::service::Context;
 use kb_store::{Applied, Change, MirrorStore, StoreErrorKind};
 use kb_stream::consume::{self, ConsumerSpec, Delivery, Handler, HandlerError, Outcome};
-use kb_stream::progress::{now_ms, Progress, ProgressRecord};
+use kb_stream::progress::Progress;
 use kb_stream::{subjects, Publisher, StreamErrorKind, Topology};
 use std::sync::Arc;
 use std::time::Duration;
@@ -183,21 +183,10 @@ impl<S: MirrorStore + 'static> Handler for Writer<S> {
             Applied::MarkedFailed => "failed",
             Applied::Stale { .. } => "stale",
         };
-        let rec = ProgressRecord {
-            version: source.version,
-            status: label.to_string(),
-            error,
-            at_unix_ms: now_ms(),
-            path: Some(source.path.clone()),
-        };
-        if let Err(e) = self
-            .progress
-            .record(self.stage, &source.source_id, &rec)
-            .await
-        {
-            // Progress is advisory (it feeds `kb ingest`/`kb status`); the store is the truth.
-            tracing::warn!(stage = self.stage, error = %e, "cannot record progress");
-        }
+        // Progress is advisory (it feeds `kb ingest`/`kb status`); the store is the truth.
+        self.progress
+            .finished(self.stage, &source, label, error)
+            .await;
         Ok(Outcome {
             label,
             version: source.version,

@@ -51,10 +51,16 @@ async fn private_postgres_survives_stop_kill_and_restart_with_pgvector() {
         .await
         .unwrap();
     pg.kill9().unwrap();
-    assert!(
-        c.ping().await.is_err(),
-        "the session dies with the postmaster"
-    );
+    // A backend notices its postmaster's death on its next wait, not at once: on a loaded
+    // machine it may still answer a ping or two.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while c.ping().await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session dies with the postmaster"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     pg.start().await.unwrap();
     assert_eq!(
         pg_rows(&url).await,

@@ -6,7 +6,7 @@
 //! The provider is a small OpenAI-compatible server in this test (fixed latency per request),
 //! so the run is quick and the test can see what was paid for.
 
-use kb_e2e::Pipeline;
+use kb_e2e::{write_atomic, Pipeline};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -207,12 +207,13 @@ async fn three_embedders_one_killed_every_chunk_lands_once() -> anyhow::Result<(
         ("KB_EMBEDDER__MODEL", "fake-e2e".into()),
         ("KB_EMBEDDER__BASE_URL", fake.url.clone()),
         ("KB_EMBEDDER__DIMENSIONS", DIMS.to_string()),
-        // Small requests and a short ack wait keep the run long enough to kill a worker in
-        // the middle, and short enough to see its messages redelivered.
+        // Small requests keep the run long enough to kill a worker in the middle; an ack
+        // wait of 10 s redelivers its messages soon, yet well above the 1 s progress acks
+        // of a live worker that a loaded machine may delay.
         ("KB_EMBEDDER__MAX_INPUTS_PER_REQUEST", "3".into()),
         ("KB_EMBEDDER__MAX_IN_FLIGHT", "2".into()),
         ("KB_EMBEDDER__CONCURRENCY", "2".into()),
-        ("KB_EMBEDDER__ACK_WAIT_SECS", "3".into()),
+        ("KB_EMBEDDER__ACK_WAIT_SECS", "10".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -285,7 +286,7 @@ async fn three_embedders_one_killed_every_chunk_lands_once() -> anyhow::Result<(
     // workers embed at the same moment is paid by both: the cache is not a lock.)
     let distinct: HashSet<&str> = rows.iter().map(|r| r.1.as_str()).collect();
     assert!(
-        paid.len() <= rows.len() + 6,
+        paid.len() <= rows.len() + 6 + (rows.len() - distinct.len()),
         "{} inputs paid for {} chunks ({} distinct texts)",
         paid.len(),
         rows.len(),
@@ -307,7 +308,7 @@ async fn three_embedders_one_killed_every_chunk_lands_once() -> anyhow::Result<(
     let path = p.watch_dir.path().join("ES2006a.txt");
     let mut text = std::fs::read_to_string(&path)?;
     text.push_str("\n\nProject Manager  30:00\nOne more remark about the remote control budget, added later.\n");
-    std::fs::write(&path, text)?;
+    write_atomic(p.watch_dir.path(), "ES2006a.txt", &text)?;
     let (pg, graph) = p
         .wait_for("ES2006a.txt version 2", WAIT, |s| {
             s.iter().any(|x| x.version == 2)

@@ -2,7 +2,7 @@
 //! Postgres+pgvector and a Bolt graph server. Files created, edited and deleted in the folder
 //! end up as exactly the folder's state in both stores.
 
-use kb_e2e::{psql_file, Pipeline};
+use kb_e2e::{psql_file, write_atomic, Pipeline};
 use kb_store::SourceSummary;
 use std::time::Duration;
 
@@ -88,7 +88,7 @@ async fn folder_changes_converge_in_both_stores() -> anyhow::Result<()> {
     let before = find(&pg, "notes.md")
         .cloned()
         .ok_or_else(|| anyhow::anyhow!("notes.md missing"))?;
-    std::fs::write(dir.join("notes.md"), NOTES_V2)?;
+    write_atomic(&dir, "notes.md", NOTES_V2)?;
     let (pg, graph) = p
         .wait_for("notes.md version 2", WAIT, |s| {
             find(s, "notes.md").map(|x| x.version == 2).unwrap_or(false)

@@ -5,7 +5,7 @@
 #[path = "writers/mod.rs"]
 mod writers;
 
-use kb_e2e::Pipeline;
+use kb_e2e::{write_atomic, Pipeline};
 use kb_store::{MirrorStore, SourceSummary};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -34,7 +34,7 @@ async fn replay_into_new_databases_equals_the_live_stores() -> anyhow::Result<()
     p.wait_for("four sources", WAIT, |s| s.len() == 4).await?;
 
     // History the log compacts away: an edit (v2) and a delete (a tombstone).
-    std::fs::write(dir.join("notes.md"), NOTES_V2)?;
+    write_atomic(&dir, "notes.md", NOTES_V2)?;
     std::fs::remove_file(dir.join("report.txt"))?;
     let notes = sid("notes.md");
     let (live_pg, live_graph) = p
@@ -167,8 +167,8 @@ async fn a_disabled_writer_consumes_nothing_and_catches_up_when_enabled() -> any
         .stderr(log)
         .spawn()?;
 
-    std::fs::write(dir.join("notes.md"), NOTES_V2)?;
-    std::fs::write(dir.join("standup.md"), STANDUP)?;
+    write_atomic(&dir, "notes.md", NOTES_V2)?;
+    write_atomic(&dir, "standup.md", STANDUP)?;
     let graph = p.graph_store().await?;
     let deadline = Instant::now() + WAIT;
     let in_graph = loop {

@@ -357,3 +357,21 @@ impl Pipeline {
         Ok(())
     }
 }
+
+/// Writes `text` to `root/rel` the way editors save: a hidden temp file renamed into place,
+/// so the watcher never reads half a file.
+pub fn write_atomic(root: &Path, rel: &str, text: &str) -> anyhow::Result<()> {
+    let path = root.join(rel);
+    let dir = path
+        .parent()
+        .ok_or_else(|| anyhow::anyhow!("no parent for {rel}"))?;
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| anyhow::anyhow!("bad name {rel}"))?;
+    let tmp = dir.join(format!(".{name}.partial"));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(())
+}

@@ -170,13 +170,14 @@ async fn slow_answer_times_out_as_transient() {
     cfg.base_url = server.base_url();
     cfg.timeout = Duration::from_millis(300);
     let m = RemoteEmbedder::new(cfg).unwrap();
-    server.push_fault(Fault::Delay(Duration::from_secs(3)));
+    server.push_fault(Fault::Delay(Duration::from_secs(30)));
     let started = Instant::now();
     let err = m.embed(&texts(1)).await.unwrap_err();
     assert!(err.is_transient(), "{err}");
     assert!(err.message().contains("no answer within"), "{err}");
+    // gave up after its timeout, long before the server would have answered
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        started.elapsed() < Duration::from_secs(10),
         "{:?}",
         started.elapsed()
     );

@@ -56,7 +56,7 @@ async fn run_publishes_a_dropped_file_through_notifications_and_stops_on_shutdow
     std::fs::write(dir.join("new/dropped.md"), b"# Dropped\n\nhello").unwrap();
     wait_for(
         "the dropped file to be published",
-        Duration::from_secs(5),
+        Duration::from_secs(30),
         || async { !env.source_events().await.is_empty() },
     )
     .await;
@@ -72,13 +72,13 @@ async fn run_publishes_a_dropped_file_through_notifications_and_stops_on_shutdow
 
     // A deletion is noticed the same way.
     std::fs::remove_file(dir.join("new/dropped.md")).unwrap();
-    wait_for("the tombstone", Duration::from_secs(5), || async {
+    wait_for("the tombstone", Duration::from_secs(30), || async {
         env.mirror_head(&id("new/dropped.md")).await.is_some()
     })
     .await;
 
     shutdown.cancel();
-    let result = tokio::time::timeout(Duration::from_secs(5), task)
+    let result = tokio::time::timeout(Duration::from_secs(30), task)
         .await
         .expect("run ends soon after shutdown")
         .unwrap();

@@ -2,8 +2,6 @@
 //! about people, organisations and places, so every document has chunks, entities and
 //! mentions. Deterministic (a seeded xorshift), so a failure can be replayed.
 
-use std::path::Path;
-
 const FIRST: &[&str] = &[
     "Alice", "Bob", "Maria", "David", "Sophie", "Ahmed", "Elena", "Marco", "Priya", "Thomas",
     "Grace", "Ivan", "Lucia", "Kevin", "Hannah", "Pierre",
@@ -157,24 +155,6 @@ impl Corpus {
         let folder = ["", "meetings/", "reports/", "field/2025/"][n % 4];
         (format!("{folder}note-{n:04}.{ext}"), self.text(markdown))
     }
-}
-
-/// Writes `text` to `root/rel` the way editors save: a hidden temp file renamed into place,
-/// so the watcher never reads half a file.
-pub fn write_atomic(root: &Path, rel: &str, text: &str) -> anyhow::Result<()> {
-    let path = root.join(rel);
-    let dir = path
-        .parent()
-        .ok_or_else(|| anyhow::anyhow!("no parent for {rel}"))?;
-    std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| anyhow::anyhow!("bad name {rel}"))?;
-    let tmp = dir.join(format!(".{name}.partial"));
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, &path)?;
-    Ok(())
 }
 
 #[cfg(test)]

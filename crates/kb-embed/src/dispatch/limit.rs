@@ -193,8 +193,8 @@ mod tests {
     #[tokio::test]
     async fn retry_after_pauses_new_requests() {
         let l = AdaptiveLimit::new(4);
-        l.on_throttled(0, Some(Duration::from_millis(300)));
         let started = Instant::now();
+        l.on_throttled(0, Some(Duration::from_millis(300)));
         let _p = l.acquire().await;
         assert!(
             started.elapsed() >= Duration::from_millis(300),

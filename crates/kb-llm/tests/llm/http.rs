@@ -155,14 +155,16 @@ async fn bad_request_is_permanent() {
 
 #[tokio::test]
 async fn a_slow_server_times_out_as_transient() {
-    let fake = Fake::start(vec![], Duration::from_secs(3), knowing(NAMES, RELATIONS)).await;
+    let fake = Fake::start(vec![], Duration::from_secs(30), knowing(NAMES, RELATIONS)).await;
     let mut s = settings(&fake.base_url);
     s.timeout_secs = 1;
     s.max_retries = 0;
+    let llm = extractor(s);
     let started = Instant::now();
-    let err = extractor(s).extract(&one_chunk()).await.unwrap_err();
+    let err = llm.extract(&one_chunk()).await.unwrap_err();
     assert!(err.is_transient(), "{err}");
-    assert!(started.elapsed() < Duration::from_millis(2500));
+    // gave up after its timeout, long before the server would have answered
+    assert!(started.elapsed() < Duration::from_secs(10));
 }
 
 #[tokio::test]

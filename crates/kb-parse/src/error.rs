@@ -12,7 +12,7 @@ pub enum ParseErrorKind {
     TooLarge,
     /// A format this version cannot read (images, archives, legacy Office, RTF, other binaries).
     UnsupportedFormat,
-    /// Text in an encoding that could not be decoded (not UTF-8, UTF-16 with BOM, or Latin-1 text).
+    /// Text in no encoding that could be decoded (not UTF-8, UTF-16, UTF-32, nor legacy text).
     InvalidEncoding,
     /// The bytes claim a format but break its rules (truncated, damaged, unreadable).
     Corrupt,

@@ -1,7 +1,7 @@
 //! Which format a document is in: by content first (magic bytes, transcript shape), by
 //! file extension second.
 
-use crate::decode::{sniff_text, utf16_bom};
+use crate::decode::{is_wide_text, sniff_text};
 use crate::formats::transcript::looks_like_transcript;
 
 /// Formats the detector knows. Only [`Format::is_supported`] ones can be parsed; the others
@@ -74,7 +74,7 @@ pub fn detect(path: &str, bytes: &[u8]) -> Format {
         return f;
     }
     let head = &bytes[..bytes.len().min(8 * 1024)];
-    if utf16_bom(bytes).is_none() && head.contains(&0) {
+    if head.contains(&0) && !is_wide_text(bytes) {
         return Format::Binary;
     }
     let text = sniff_text(bytes, SNIFF_BYTES);
@@ -217,6 +217,12 @@ mod tests {
         let t = b"Alice Smith  0:00\nHello there.\n\nBob  0:05\nHi Alice.\n\n";
         assert_eq!(detect("notes.md", t), Format::Transcript);
         assert_eq!(detect("no-extension", t), Format::Transcript);
+        // the same in UTF-16 without a BOM, as some Windows tools save it
+        let wide: Vec<u8> = String::from_utf8_lossy(t)
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        assert_eq!(detect("notes.txt", &wide), Format::Transcript);
         assert_eq!(
             detect("x.txt", b"Just a note at 10:30\nwith text\n"),
             Format::Text

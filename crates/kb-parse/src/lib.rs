@@ -10,7 +10,8 @@
 //!    [`Limits`] of [`ParseOptions`] (time, inflated bytes, pages) and returns a
 //!    [`StructuredText`]: the text plus headings, paragraphs, tables, code and speaker turns.
 //!    Supported (`ParsedDocument.parser`):
-//!    - plain text `text/1` and Markdown `markdown/1` (UTF-8, UTF-16 with BOM, Latin-1);
+//!    - plain text `text/1` and Markdown `markdown/1` (UTF-8, UTF-16/32 with or without BOM,
+//!      legacy 8-bit and CJK encodings detected as browsers do);
 //!    - Otter.ai-style transcripts `transcript/1` (`Speaker Name  m:ss` line, then the text);
 //!    - HTML `html/1` (scripts, styles and hidden parts dropped; headings, paragraphs,
 //!      lists, tables);

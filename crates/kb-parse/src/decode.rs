@@ -267,53 +267,45 @@ mod tests {
         );
     }
 
-    #[test]
-    fn utf16_both_byte_orders() {
-        let text = "Zoë  0:01\nhi ☃";
-        let mut le = vec![0xFF, 0xFE];
-        let mut be = vec![0xFE, 0xFF];
-        for u in text.encode_utf16() {
-            le.extend(u.to_le_bytes());
-            be.extend(u.to_be_bytes());
+    /// `text` in UTF-16 (`width` 2) or UTF-32 (4), little- then big-endian, each with its BOM.
+    fn with_bom(text: &str, width: usize) -> [Vec<u8>; 2] {
+        let units: Vec<u32> = if width == 2 {
+            text.encode_utf16().map(u32::from).collect()
+        } else {
+            text.chars().map(u32::from).collect()
+        };
+        let (mut le, mut be) = (Vec::new(), Vec::new());
+        for u in std::iter::once(0xFEFF).chain(units) {
+            le.extend(&u.to_le_bytes()[..width]);
+            be.extend(&u.to_be_bytes()[4 - width..]);
         }
-        assert_eq!(decode(&le).unwrap(), text);
-        assert_eq!(decode(&be).unwrap(), text);
-        assert_eq!(sniff_text(&le, 4), "Zoë ");
-        le.push(0);
-        assert_eq!(
-            decode(&le).unwrap_err().kind,
-            ParseErrorKind::InvalidEncoding
-        );
-        // a lone high surrogate
-        assert_eq!(
-            decode(&[0xFF, 0xFE, 0x00, 0xD8, 0x41, 0x00])
-                .unwrap_err()
-                .kind,
-            ParseErrorKind::InvalidEncoding
-        );
+        [le, be]
     }
 
     #[test]
-    fn utf32_both_byte_orders() {
+    fn utf16_and_utf32_with_bom_in_both_byte_orders() {
         let text = "Zoë  0:01\nhi ☃ 𝄞";
-        let mut le = vec![0xFF, 0xFE, 0, 0];
-        let mut be = vec![0, 0, 0xFE, 0xFF];
-        for c in text.chars() {
-            le.extend(u32::from(c).to_le_bytes());
-            be.extend(u32::from(c).to_be_bytes());
+        for width in [2, 4] {
+            for mut bytes in with_bom(text, width) {
+                assert_eq!(decode(&bytes).unwrap(), text, "{width}");
+                assert_eq!(sniff_text(&bytes, 4), "Zoë ", "{width}");
+                bytes.push(0);
+                assert_eq!(
+                    decode(&bytes).unwrap_err().kind,
+                    ParseErrorKind::InvalidEncoding,
+                    "a length that is no multiple of {width}"
+                );
+            }
         }
-        assert_eq!(decode(&le).unwrap(), text);
-        assert_eq!(decode(&be).unwrap(), text);
-        assert_eq!(sniff_text(&le, 4), "Zoë ");
-        le.push(0);
-        assert_eq!(
-            decode(&le).unwrap_err().kind,
-            ParseErrorKind::InvalidEncoding
-        );
-        // a surrogate is no code point
-        let err = decode(&[0xFF, 0xFE, 0, 0, 0x00, 0xD8, 0, 0]).unwrap_err();
-        assert_eq!(err.kind, ParseErrorKind::InvalidEncoding);
-        assert!(err.message.contains("0xd800"), "{err}");
+        // a lone high surrogate, in UTF-16 and as a UTF-32 code point
+        for bytes in [
+            &[0xFF, 0xFE, 0x00, 0xD8, 0x41, 0x00][..],
+            &[0xFF, 0xFE, 0, 0, 0x00, 0xD8, 0, 0],
+        ] {
+            let err = decode(bytes).unwrap_err();
+            assert_eq!(err.kind, ParseErrorKind::InvalidEncoding);
+            assert!(err.message.contains("0xd800"), "{err}");
+        }
     }
 
     #[test]

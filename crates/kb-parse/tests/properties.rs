@@ -181,6 +181,12 @@ proptest! {
         opts in options(),
     ) {
         let names = ["Ann Lee", "Bob", "Speaker 3", "Dr. Rao (Chair)"];
+        // beyond three turns someone speaks twice, as in any conversation (four names each
+        // heard once are an agenda's shape, which the detector declines)
+        let mut turns = turns;
+        if turns.len() > 3 {
+            turns[3].0 = turns[0].0;
+        }
         let mut t = String::new();
         let mut seconds = 0u32;
         for (who, gap, text) in &turns {

@@ -50,9 +50,11 @@ pub(crate) fn turns(text: &str) -> Vec<Block> {
             });
             continue;
         }
+        let trailer = text[para.start..para.end].starts_with("Transcribed by ");
         match blocks.last_mut() {
-            // a blank line inside a turn: the paragraph continues it
-            Some(last) if matches!(last.kind, BlockKind::Turn { .. }) => {
+            // a blank line inside a turn: the paragraph continues it (but not Otter's
+            // closing "Transcribed by ..." line)
+            Some(last) if matches!(last.kind, BlockKind::Turn { .. }) && !trailer => {
                 if last.start == last.end {
                     last.start = para.start;
                 }
@@ -103,20 +105,32 @@ fn parse_timestamp(ts: &str) -> Option<f64> {
     }
 }
 
-/// Content check used by [`crate::detect`]: at least two turns with text, the first in the
-/// first two paragraphs, at least 60% of the paragraphs looked at, and times never going back.
+/// How many paragraphs may come before the first turn: an Otter export may open with the
+/// meeting's name and date, `SUMMARY KEYWORDS` and `SPEAKERS` sections.
+const MAX_PREAMBLE_PARAGRAPHS: usize = 8;
+
+/// Content check used by [`crate::detect`]: at least two turns with text, the first after at
+/// most a short preamble, at least 60% of the paragraphs from there on turn headers, times
+/// never going back, and beyond three turns some speaker speaking twice (an agenda's
+/// `Lunch  12:15` lines name each item once).
 pub(crate) fn looks_like_transcript(text: &str) -> bool {
     let paras = paragraphs(text, &BlockKind::Paragraph);
-    let considered = &paras[..paras.len().min(60)];
     let mut turns = 0usize;
     let mut first_turn: Option<usize> = None;
     let mut last_time = f64::MIN;
-    for (i, p) in considered.iter().enumerate() {
+    let mut speakers = std::collections::HashSet::new();
+    for (i, p) in paras.iter().enumerate() {
+        if first_turn.is_none() && i > MAX_PREAMBLE_PARAGRAPHS {
+            return false;
+        }
+        if first_turn.is_some_and(|f| i >= f + 60) {
+            break;
+        }
         let body = &text[p.start..p.end];
         let Some((first, rest)) = body.split_once('\n') else {
             continue;
         };
-        let Some((_, t)) = parse_turn_header(first) else {
+        let Some((speaker, t)) = parse_turn_header(first) else {
             continue;
         };
         if rest.trim().is_empty() {
@@ -127,9 +141,14 @@ pub(crate) fn looks_like_transcript(text: &str) -> bool {
         }
         last_time = t;
         turns += 1;
+        speakers.insert(speaker);
         first_turn.get_or_insert(i);
     }
-    turns >= 2 && first_turn.is_some_and(|i| i <= 1) && turns * 10 >= considered.len() * 6
+    let Some(first) = first_turn else {
+        return false;
+    };
+    let considered = paras.len().min(first + 60) - first;
+    turns >= 2 && turns * 10 >= considered * 6 && (turns <= 3 || speakers.len() < turns)
 }
 
 #[cfg(test)]
@@ -206,5 +225,21 @@ mod tests {
         assert!(!looks_like_transcript(
             "Intro\n\nmore\n\nA  0:00\nhi\n\nB  0:03\nho\n\nx\n\ny\n\nz\n"
         ));
+        // an Otter export's preamble and trailer
+        let otter = "Planning Sync\nTue, Mar 12, 2024 10:02AM • 24:31\n\nSUMMARY KEYWORDS\n\n\
+            budget, harbor\n\nSPEAKERS\n\nSpeaker 1, Maria Lopez\n\n\
+            Speaker 1  0:00\nHello.\n\nMaria Lopez  0:04\nHi.\n\nSpeaker 1  0:09\nSo.\n\n\
+            Maria Lopez  0:12\nYes.\n\nTranscribed by https://otter.ai\n";
+        assert!(looks_like_transcript(otter));
+        // an agenda has the shape, but every item appears once
+        assert!(!looks_like_transcript(
+            "Registration  9:00\nCoffee.\n\nKeynote  9:30\nTalk.\n\n\
+             Workshop A  10:45\nHands-on.\n\nLunch  12:15\nTerrace.\n"
+        ));
+        // a long preamble is a document that mentions times, not a transcript
+        let long_intro = "p\n\n".repeat(MAX_PREAMBLE_PARAGRAPHS + 1);
+        assert!(!looks_like_transcript(&format!(
+            "{long_intro}A  0:00\nhi\n\nB  0:03\nho\n"
+        )));
     }
 }

@@ -18,6 +18,10 @@
 //!    last line. Lines are joined by spaces; a word hyphenated across lines is rejoined.
 //!    Paragraphs set in a font at least 15% larger than the document's body text and of at
 //!    most 25 words are headings, level by size (largest first).
+//! 6. Running headers and footers: a line among the top or bottom [`RUNNING_LINES_PER_EDGE`]
+//!    of its page whose text, numbers aside, stands there on at least half the pages (two at
+//!    least) is dropped, so that it neither cuts the sentences it falls between nor becomes
+//!    the title.
 
 use super::bidi;
 use super::glyphs::Glyph;
@@ -34,6 +38,8 @@ const MIN_COLUMN_WIDTH: f64 = 8.0;
 const MAX_COLUMN_DEPTH: usize = 6;
 /// Above this many fragments a page is read row by row without column detection (time).
 const MAX_FRAGMENTS_FOR_COLUMNS: usize = 20_000;
+/// Lines at the top and at the bottom of a page that may be running headers or footers.
+const RUNNING_LINES_PER_EDGE: usize = 2;
 
 /// Glyphs drawn one after another on one baseline.
 #[derive(Debug, Clone)]
@@ -376,6 +382,67 @@ pub(crate) fn page_lines(glyphs: Vec<Glyph>, first_column: usize) -> (Vec<Line>,
     (lines, column)
 }
 
+/// Drops running headers and footers from every page (step 6 of the module docs).
+pub(crate) fn drop_running_lines(pages: &mut [Vec<Line>]) {
+    use std::collections::{HashMap, HashSet};
+    if pages.len() < 2 {
+        return;
+    }
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for lines in pages.iter() {
+        let keys: HashSet<String> = edge_lines(lines)
+            .into_iter()
+            .map(|i| running_key(&lines[i].text))
+            .collect();
+        for k in keys {
+            *seen.entry(k).or_default() += 1;
+        }
+    }
+    let needed = pages.len().div_ceil(2).max(2);
+    for lines in pages.iter_mut() {
+        let drop: HashSet<usize> = edge_lines(lines)
+            .into_iter()
+            .filter(|&i| {
+                let k = running_key(&lines[i].text);
+                !k.is_empty() && seen.get(&k).is_some_and(|&n| n >= needed)
+            })
+            .collect();
+        let mut i = 0;
+        lines.retain(|_| {
+            i += 1;
+            !drop.contains(&(i - 1))
+        });
+    }
+}
+
+/// Indexes of the highest and lowest lines of a page.
+fn edge_lines(lines: &[Line]) -> Vec<usize> {
+    let mut by_height: Vec<usize> = (0..lines.len()).collect();
+    by_height.sort_by(|&a, &b| lines[b].v.total_cmp(&lines[a].v));
+    let n = RUNNING_LINES_PER_EDGE.min(by_height.len());
+    let mut edges: Vec<usize> = by_height[..n].to_vec();
+    edges.extend_from_slice(&by_height[by_height.len() - n..]);
+    edges.sort_unstable();
+    edges.dedup();
+    edges
+}
+
+/// A line's text with spaces removed, letters lower-cased and every number one `#`, so that
+/// `Page 3 of 40` and `Page 12 of 40` are the same footer.
+fn running_key(text: &str) -> String {
+    let mut key = String::new();
+    for c in text.chars().filter(|c| !c.is_whitespace()) {
+        if c.is_ascii_digit() {
+            if !key.ends_with('#') {
+                key.push('#');
+            }
+        } else {
+            key.extend(c.to_lowercase());
+        }
+    }
+    key
+}
+
 /// `7`, `- 7 -`, `Page 7`, `7 / 12`.
 fn is_page_number(s: &str) -> bool {
     let t = s
@@ -416,11 +483,20 @@ fn table_row(l: &Line) -> String {
 
 /// Joins lines into paragraphs and tables (see the module docs).
 pub(crate) fn paragraphs(lines: &[Line]) -> Vec<Para> {
-    let mut right_edge: std::collections::HashMap<usize, f64> = Default::default();
+    // A column's right edge: where its longest lines end, not counting the widest tenth (a
+    // right-aligned footer or a wide caption would make every line of ragged-right text look
+    // short, each its own paragraph).
+    let mut ends: std::collections::HashMap<usize, Vec<f64>> = Default::default();
     for l in lines {
-        let e = right_edge.entry(l.column).or_insert(f64::NEG_INFINITY);
-        *e = e.max(l.u1);
+        ends.entry(l.column).or_default().push(l.u1);
     }
+    let right_edge: std::collections::HashMap<usize, f64> = ends
+        .into_iter()
+        .map(|(column, mut u1)| {
+            u1.sort_by(|a, b| b.total_cmp(a));
+            (column, u1[u1.len() / 10])
+        })
+        .collect();
     let mut out: Vec<Para> = Vec::new();
     // lines in the last paragraph
     let mut count = 0usize;
@@ -651,6 +727,80 @@ mod tests {
         let (lines, _) = page_lines(g, 0);
         let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
         assert_eq!(texts, vec!["Example text", "Beautiful is"]);
+    }
+
+    #[test]
+    fn running_headers_and_footers_are_dropped_body_lines_kept() {
+        let mk = |text: &str, v: f64| Line {
+            text: text.into(),
+            size: 10.0,
+            u0: 50.0,
+            u1: 400.0,
+            v,
+            column: 0,
+            cells: vec![(50.0, 400.0, text.into())],
+        };
+        let words = [
+            "harbor", "budget", "river", "pier", "crane", "dock", "quay", "tide",
+        ];
+        let body = |n: usize| {
+            vec![
+                format!("The {} report starts here", words[n]),
+                "Summary".to_string(),
+                format!("and the {} report ends.", words[n]),
+            ]
+        };
+        let mut pages: Vec<Vec<Line>> = (0..words.len())
+            .map(|n| {
+                let b = body(n);
+                vec![
+                    mk("Harbor Authority | Confidential", 800.0),
+                    mk(&b[0], 700.0),
+                    mk(&b[1], 600.0),
+                    mk(&b[2], 500.0),
+                    mk(&format!("Page {} of 8", n + 1), 40.0),
+                ]
+            })
+            .collect();
+        // "Summary" repeats on every page too, but in the middle: body text
+        drop_running_lines(&mut pages);
+        for (n, lines) in pages.iter().enumerate() {
+            let texts: Vec<String> = lines.iter().map(|l| l.text.clone()).collect();
+            assert_eq!(texts, body(n));
+        }
+        // one page: nothing to compare with, nothing dropped
+        let mut single = vec![vec![mk("Title", 800.0), mk("Text.", 700.0)]];
+        drop_running_lines(&mut single);
+        assert_eq!(single[0].len(), 2);
+    }
+
+    #[test]
+    fn a_wide_footer_does_not_make_ragged_lines_paragraph_ends() {
+        let mk = |text: &str, u1: f64, v: f64| Line {
+            text: text.into(),
+            size: 10.0,
+            u0: 50.0,
+            u1,
+            v,
+            column: 0,
+            cells: vec![(50.0, u1, text.into())],
+        };
+        let mut lines: Vec<Line> = (0..20)
+            .map(|i| {
+                mk(
+                    "ragged line of prose",
+                    380.0 + f64::from(i % 4) * 5.0,
+                    700.0 - 12.0 * f64::from(i),
+                )
+            })
+            .collect();
+        lines.push(mk(
+            "footer set flush with the page's right margin",
+            560.0,
+            40.0,
+        ));
+        let paras = paragraphs(&lines);
+        assert_eq!(paras.len(), 2, "{paras:?}");
     }
 
     #[test]

@@ -150,13 +150,20 @@ fn interpret(
 /// Pages → lines → paragraphs and headings → one text with blocks.
 fn assemble(pages: Vec<Vec<glyphs::Glyph>>) -> StructuredText {
     let body = body_size(&pages);
-    let mut paras = Vec::new();
     let mut column = 0;
-    for glyphs in pages {
-        let (lines, next) = layout::page_lines(glyphs, column);
-        column = next;
-        paras.extend(layout::paragraphs(&lines));
-    }
+    let mut page_lines: Vec<Vec<layout::Line>> = pages
+        .into_iter()
+        .map(|glyphs| {
+            let (lines, next) = layout::page_lines(glyphs, column);
+            column = next;
+            lines
+        })
+        .collect();
+    layout::drop_running_lines(&mut page_lines);
+    let paras: Vec<layout::Para> = page_lines
+        .iter()
+        .flat_map(|l| layout::paragraphs(l))
+        .collect();
     let levels = layout::heading_levels(&paras, body);
     let mut text = String::new();
     let mut blocks = Vec::new();

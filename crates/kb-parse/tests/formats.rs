@@ -180,6 +180,17 @@ fn pdf_failures_are_typed() {
     let (kind, msg) = fails("cut.pdf", &whole[..whole.len() / 2], &opts);
     assert_eq!(kind, ParseErrorKind::Corrupt, "{msg}");
 
+    // a sound file (reportlab, a standard non-embedded Chinese font) in a CMap the PDF
+    // interpreter lacks: unsupported, and saying which, rather than "corrupt"
+    let cjk = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/cjk-standard-font.pdf"
+    ))
+    .unwrap();
+    let (kind, msg) = fails("cjk.pdf", &cjk, &opts);
+    assert_eq!(kind, ParseErrorKind::UnsupportedFormat, "{msg}");
+    assert!(msg.contains("UniGB-UCS2-H"), "{msg}");
+
     let few_pages = ParseOptions {
         max_pages: 2,
         ..ParseOptions::default()
@@ -338,6 +349,32 @@ fn docx_transcripts_are_recognized_by_content() {
     assert!(doc.chunks.last().unwrap().end_seconds > 65.0);
     assert!(squash(&all_text(&doc))
         .contains("Bob Stone: The budget for Oslo is ready. I sent it yesterday."));
+
+    // a table and a page header beside the turns are kept too
+    let with_table = [
+        body.clone(),
+        table(&[&["Action", "Owner"], &["Repair the pier", "Bob"]]),
+    ]
+    .concat();
+    let header = format!(r#"<w:hdr xmlns:w="{W_NS}">{}</w:hdr>"#, p("Board minutes"));
+    let rels = br#"<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="h" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/header" Target="header1.xml"/></Relationships>"#;
+    let doc = ok(
+        "minutes.docx",
+        &docx(
+            &with_table,
+            &[
+                ("word/header1.xml", header.as_bytes()),
+                ("word/_rels/document.xml.rels", rels),
+            ],
+        ),
+    );
+    assert_eq!(doc.parser, "transcript-docx/1");
+    let text = all_text(&doc);
+    assert!(
+        text.contains("Action | Owner\nRepair the pier | Bob"),
+        "{text}"
+    );
+    assert!(text.contains("Board minutes"), "{text}");
 
     // the same lines without the transcript layout stay a document
     let body = [

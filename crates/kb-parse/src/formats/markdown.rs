@@ -1,6 +1,7 @@
 //! Markdown, line by line: ATX (`## x`) and setext (`x` over `===`/`---`) headings, fenced
 //! code blocks, paragraphs separated by blank lines. Inline markup stays in the text (the
-//! embedding model copes with it); thematic breaks are dropped.
+//! embedding model copes with it); thematic breaks are dropped. YAML (`---`) or TOML (`+++`)
+//! front matter is metadata, not text: its `title` names the document, the rest is skipped.
 
 use super::decode_text;
 use crate::error::ParseError;
@@ -18,11 +19,15 @@ impl FormatReader for MarkdownReader {
 
     fn read_limited(&self, bytes: &[u8], _: &Limits) -> Result<StructuredText, ParseError> {
         let text = decode_text(bytes)?;
-        let blocks = blocks(&text);
-        let title = blocks
-            .iter()
-            .find(|b| matches!(b.kind, BlockKind::Heading { .. }))
-            .map(|b| clean_heading(&text[b.start..b.end]));
+        let front = front_matter(&text);
+        let body_start = front.as_ref().map_or(0, |f| f.end);
+        let blocks = blocks(&text, body_start);
+        let title = front.and_then(|f| f.title).or_else(|| {
+            blocks
+                .iter()
+                .find(|b| matches!(b.kind, BlockKind::Heading { .. }))
+                .map(|b| clean_heading(&text[b.start..b.end]))
+        });
         Ok(StructuredText {
             text,
             blocks,
@@ -42,17 +47,63 @@ pub(crate) fn clean_heading(s: &str) -> String {
         .join(" ")
 }
 
+/// Front matter at the very start of a document.
+struct FrontMatter {
+    /// Where the text after the closing marker line starts.
+    end: usize,
+    title: Option<String>,
+}
+
+/// Lines a front matter block may have before it is taken for something else.
+const MAX_FRONT_MATTER_LINES: usize = 100;
+
+/// `---` (YAML) or `+++` (TOML) alone on the first line, `key: value` / `key = value` lines,
+/// the same marker (or `...` for YAML) alone on a line.
+fn front_matter(text: &str) -> Option<FrontMatter> {
+    let mut lines = lines_with_offsets(text);
+    let (_, first) = lines.next()?;
+    let marker = first.trim_end();
+    let separator = match marker {
+        "---" => ':',
+        "+++" => '=',
+        _ => return None,
+    };
+    let mut title = None;
+    let mut keys = 0;
+    for (offset, line) in lines.take(MAX_FRONT_MATTER_LINES) {
+        let trimmed = line.trim_end();
+        if trimmed == marker || (marker == "---" && trimmed == "...") {
+            let end = (offset + line.len() + 1).min(text.len());
+            return (keys > 0).then_some(FrontMatter { end, title });
+        }
+        let Some((key, value)) = line.split_once(separator) else {
+            continue;
+        };
+        let key = key.trim();
+        if key.is_empty() || key.contains(char::is_whitespace) || line.starts_with([' ', '\t']) {
+            continue;
+        }
+        keys += 1;
+        if key.eq_ignore_ascii_case("title") {
+            let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
+            title = (!value.is_empty()).then(|| value.to_owned());
+        }
+    }
+    None
+}
+
 struct Fence {
     marker: u8,
     len: usize,
     start: usize,
 }
 
-fn blocks(text: &str) -> Vec<Block> {
+/// Blocks of the text from byte `from` (a line start) on.
+fn blocks(text: &str, from: usize) -> Vec<Block> {
     let mut out = Vec::new();
     let mut para: Option<(usize, usize)> = None;
     let mut fence: Option<Fence> = None;
-    for (offset, line) in lines_with_offsets(text) {
+    for (offset, line) in lines_with_offsets(text).skip_while(|&(o, _)| o < from) {
         let end = offset + line.len();
         let indent = line.len() - line.trim_start_matches(' ').len();
         let body = &line[indent..];
@@ -205,6 +256,26 @@ mod tests {
             ]
         );
         assert_eq!(title.as_deref(), Some("Main Title"));
+    }
+
+    #[test]
+    fn front_matter_names_the_document_and_is_no_text() {
+        let yaml = "---\ntitle: \"Harbor Handbook\"\nauthor: Jane Roe\ntags: [ops]\n---\n\n# Intro\n\nText.\n";
+        let (blocks, title) = show(yaml);
+        assert_eq!(blocks, vec!["H1:Intro", "P:Text."]);
+        assert_eq!(title.as_deref(), Some("Harbor Handbook"));
+        let toml = "+++\ntitle = 'Pier Notes'\ndraft = false\n+++\nText.\n";
+        let (blocks, title) = show(toml);
+        assert_eq!(blocks, vec!["P:Text."]);
+        assert_eq!(title.as_deref(), Some("Pier Notes"));
+        // without a title the first heading names it
+        let (_, title) = show("---\nauthor: Jane\n---\n# Heading\n");
+        assert_eq!(title.as_deref(), Some("Heading"));
+        // a thematic break first, or a block that never closes, is text
+        let (blocks, _) = show("---\n\nJust text: after a rule.\n");
+        assert_eq!(blocks, vec!["P:Just text: after a rule."]);
+        let (blocks, _) = show("---\nkey: value\nno end\n");
+        assert_eq!(blocks, vec!["P:key: value\nno end"]);
     }
 
     #[test]

@@ -44,9 +44,6 @@ impl FormatReader for DocxReader {
         };
         let body = body::read_part(&doc_xml, &main, &styles, limits)?;
         limits.check_time()?;
-        if let Some(t) = as_transcript(&body) {
-            return Ok(t);
-        }
         let (dir, file) = main.rsplit_once('/').unwrap_or(("", main.as_str()));
         let rels_name = format!("{dir}/_rels/{file}.rels");
         let rels = match zip.read(rels_name.trim_start_matches('/'), limits)? {
@@ -77,6 +74,22 @@ impl FormatReader for DocxReader {
             .chain(read_kind("endnotes")?)
             .collect();
         let footers = read_kind("footer")?;
+        if let Some(t) = as_transcript(&body) {
+            // the turns, then what is not a turn: tables, headers, notes, footers
+            let mut out = Builder {
+                text: t.text,
+                blocks: t.blocks,
+            };
+            let tables = body.iter().filter(|i| matches!(i, Item::Table(_)));
+            for item in tables.chain(&headers).chain(&notes).chain(&footers) {
+                out.push(item);
+            }
+            return Ok(StructuredText {
+                text: out.text,
+                blocks: out.blocks,
+                ..t
+            });
+        }
         let mut out = Builder::default();
         for item in headers.iter().chain(&body).chain(&notes).chain(&footers) {
             out.push(item);

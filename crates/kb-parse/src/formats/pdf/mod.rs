@@ -55,7 +55,11 @@ impl FormatReader for PdfReader {
         }
         precheck::check_structure(&mut doc, &pages)?;
         limits.check_time()?;
-        let (page_glyphs, failed) = std::thread::scope(|s| {
+        let Interpreted {
+            pages: page_glyphs,
+            failed,
+            why,
+        } = std::thread::scope(|s| {
             std::thread::Builder::new()
                 .name("kb-parse-pdf".into())
                 .stack_size(STACK_BYTES)
@@ -65,8 +69,17 @@ impl FormatReader for PdfReader {
                 .map_err(|_| corrupt("the PDF interpreter failed"))?
         })?;
         if failed == pages.len() {
+            let why = why.unwrap_or_default();
+            // a valid file in a font encoding the interpreter lacks (e.g. CJK CMaps of
+            // non-embedded fonts): not damaged, just beyond this reader
+            if why.contains("unsupported encoding") {
+                return Err(ParseError::new(
+                    ParseErrorKind::UnsupportedFormat,
+                    format!("the PDF's fonts use an encoding this reader does not support ({why})"),
+                ));
+            }
             return Err(corrupt(format!(
-                "none of the {} pages could be read (damaged content or fonts)",
+                "none of the {} pages could be read (damaged content or fonts: {why})",
                 pages.len()
             )));
         }
@@ -118,14 +131,20 @@ fn load(bytes: &[u8]) -> Result<Document, ParseError> {
     Ok(doc)
 }
 
-/// Glyphs of every page; the number of pages that could not be read.
-fn interpret(
-    doc: &Document,
-    pages: usize,
-    limits: &Limits,
-) -> Result<(Vec<Vec<glyphs::Glyph>>, usize), ParseError> {
+/// What the interpreter drew.
+struct Interpreted {
+    /// Glyphs of every page (what a failed page drew before failing included).
+    pages: Vec<Vec<glyphs::Glyph>>,
+    /// Pages that could not be read to the end.
+    failed: usize,
+    /// Why the first of them could not.
+    why: Option<String>,
+}
+
+fn interpret(doc: &Document, pages: usize, limits: &Limits) -> Result<Interpreted, ParseError> {
     let mut out = Vec::with_capacity(pages);
     let mut failed = 0;
+    let mut why: Option<String> = None;
     for n in 1..=pages {
         let mut c = Collector::new(limits);
         let page = u32::try_from(n).unwrap_or(u32::MAX);
@@ -138,13 +157,29 @@ fn interpret(
         match result {
             Ok(Ok(())) => out.push(c.pages.into_iter().flatten().collect()),
             // a damaged page: what it drew before failing is kept
-            Ok(Err(_)) | Err(_) => {
+            Ok(Err(e)) => {
                 failed += 1;
+                why.get_or_insert_with(|| e.to_string());
+                out.push(c.pages.into_iter().flatten().collect());
+            }
+            Err(panic) => {
+                failed += 1;
+                why.get_or_insert_with(|| {
+                    panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                        .unwrap_or_else(|| "the interpreter gave up".to_owned())
+                });
                 out.push(c.pages.into_iter().flatten().collect());
             }
         }
     }
-    Ok((out, failed))
+    Ok(Interpreted {
+        pages: out,
+        failed,
+        why,
+    })
 }
 
 /// Pages → lines → paragraphs and headings → one text with blocks.

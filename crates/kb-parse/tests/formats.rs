@@ -284,16 +284,22 @@ fn corpus_docx_paragraphs_headings_headers_and_footers() {
     }
 }
 
+/// The parts of a page header saying `text`: the header part and the relationship to it.
+fn page_header(text: &str) -> [(&'static str, Vec<u8>); 2] {
+    let header = format!(r#"<w:hdr xmlns:w="{W_NS}">{}</w:hdr>"#, p(text));
+    let rels = br#"<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="h" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/header" Target="header1.xml"/></Relationships>"#;
+    [
+        ("word/header1.xml", header.into_bytes()),
+        ("word/_rels/document.xml.rels", rels.to_vec()),
+    ]
+}
+
 #[test]
 fn docx_tables_lists_and_styles() {
     let styles = format!(
         r#"<w:styles xmlns:w="{W_NS}"><w:style w:type="paragraph" w:styleId="Titre1"><w:name w:val="heading 1"/></w:style></w:styles>"#
     );
-    let header = format!(
-        r#"<w:hdr xmlns:w="{W_NS}">{}</w:hdr>"#,
-        p("ACME confidential")
-    );
-    let rels = br#"<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="h" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/header" Target="header1.xml"/></Relationships>"#;
+    let header = page_header("ACME confidential");
     let body = format!(
         "<w:p><w:pPr><w:pStyle w:val=\"Titre1\"/></w:pPr><w:r><w:t>Quarterly figures</w:t></w:r></w:p>{}{}<w:p><w:pPr><w:numPr/></w:pPr><w:r><w:t>first point</w:t></w:r></w:p>",
         p("Sales by city:"),
@@ -303,8 +309,8 @@ fn docx_tables_lists_and_styles() {
         &body,
         &[
             ("word/styles.xml", styles.as_bytes()),
-            ("word/header1.xml", header.as_bytes()),
-            ("word/_rels/document.xml.rels", rels),
+            (header[0].0, &header[0].1),
+            (header[1].0, &header[1].1),
         ],
     );
     let doc = ok("figures.docx", &bytes);
@@ -356,18 +362,9 @@ fn docx_transcripts_are_recognized_by_content() {
         table(&[&["Action", "Owner"], &["Repair the pier", "Bob"]]),
     ]
     .concat();
-    let header = format!(r#"<w:hdr xmlns:w="{W_NS}">{}</w:hdr>"#, p("Board minutes"));
-    let rels = br#"<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="h" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/header" Target="header1.xml"/></Relationships>"#;
-    let doc = ok(
-        "minutes.docx",
-        &docx(
-            &with_table,
-            &[
-                ("word/header1.xml", header.as_bytes()),
-                ("word/_rels/document.xml.rels", rels),
-            ],
-        ),
-    );
+    let header = page_header("Board minutes");
+    let parts: Vec<(&str, &[u8])> = header.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    let doc = ok("minutes.docx", &docx(&with_table, &parts));
     assert_eq!(doc.parser, "transcript-docx/1");
     let text = all_text(&doc);
     assert!(

@@ -52,14 +52,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Vector search over chunks.
-    Search {
-        query: String,
-        #[arg(short, long, default_value_t = 5)]
-        k: usize,
-        #[arg(long)]
-        json: bool,
-    },
+    /// Ask the knowledge base: hybrid retrieval (vector + keyword + graph) with filters.
+    Search(commands::search::Args),
     /// Rebuild or backfill one store from the mirror stream (into the database the settings name).
     Replay {
         /// The store to write: the one KB_POSTGRES_URL or KB_NEO4J_* (and neo4j.database) names.
@@ -80,6 +74,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the knowledge base to an AI assistant: MCP (Model Context Protocol) over
+    /// stdin/stdout, with the tools search, get_document and get_entity, until stdin closes.
+    Mcp,
     /// Failed messages: list them, show one, send them again after a fix.
     DeadLetters {
         #[command(subcommand)]
@@ -104,9 +101,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => commands::ingest::run(&settings, &paths, &drive, timeout, json).await,
         Command::Status { json } => commands::status::run(&settings, json).await,
         Command::Verify { json } => commands::verify::run(&settings, json).await,
-        Command::Search { query, k, json } => {
-            commands::search::run(&settings, &query, k, json).await
-        }
+        Command::Search(args) => commands::search::run(&settings, args).await,
         Command::Replay {
             store,
             from_start: _,
@@ -124,6 +119,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             commands::replay::run(&settings, args).await
         }
+        Command::Mcp => commands::mcp::run(&settings).await,
         Command::DeadLetters { action } => commands::dead_letters::run(&settings, action).await,
     }
 }

@@ -106,11 +106,33 @@ async fn ingest_corpus_then_verify_status_and_search() -> anyhow::Result<()> {
         "3",
         "remote control design budget",
     ])?;
-    let hits = json(&search)?;
+    let answer = json(&search)?;
     assert!(search.status.success());
-    let hits = hits.as_array().cloned().unwrap_or_default();
-    assert_eq!(hits.len(), 3, "{hits:?}");
-    assert!(hits[0]["score"].as_f64().unwrap_or(0.0) > 0.3, "{hits:?}");
+    assert_eq!(answer["mode"], "hybrid", "{answer:#}");
+    assert_eq!(
+        answer["degraded"].as_array().map(Vec::len),
+        Some(0),
+        "{answer:#}"
+    );
+    let hits = answer["results"].as_array().cloned().unwrap_or_default();
+    assert_eq!(hits.len(), 3, "{answer:#}");
+    for h in &hits {
+        assert!(!h["text"].as_str().unwrap_or("").is_empty(), "{h:#}");
+        assert!(
+            h["path"].as_str().unwrap_or("").ends_with(".txt")
+                || h["path"].as_str().unwrap_or("").ends_with(".docx"),
+            "{h:#}"
+        );
+        assert!(
+            h["ranks"].as_object().is_some_and(|r| !r.is_empty()),
+            "{h:#}"
+        );
+    }
+    // Fused: the best hit is one that more than one retriever found.
+    assert!(
+        hits[0]["ranks"].as_object().is_some_and(|r| r.len() >= 2),
+        "{answer:#}"
+    );
     Ok(())
 }
 

@@ -166,7 +166,9 @@ pub fn document(shape: &Shape, d: usize, version: u64) -> ParsedDocument {
         }
     }
     ParsedDocument {
+        document_unix_ms: 0,
         source: Some(SourceRef {
+            link: String::new(),
             source_id: sid.clone(),
             version,
             origin: "bench".to_string(),

@@ -1,5 +1,6 @@
 pub mod dead_letters;
 pub mod ingest;
+pub mod mcp;
 pub mod replay;
 pub mod search;
 pub mod status;

@@ -9,9 +9,9 @@ pub const FOLDER_MIME: &str = "application/vnd.google-apps.folder";
 /// Prefix of Google Workspace types (Docs, Sheets, ...), which have no bytes of their own.
 pub const GOOGLE_APPS_PREFIX: &str = "application/vnd.google-apps.";
 
-/// The file fields requested everywhere: what change detection and scope checks need.
-pub const FILE_FIELDS: &str =
-    "id,name,mimeType,parents,trashed,md5Checksum,headRevisionId,modifiedTime,size,version,driveId";
+/// The file fields requested everywhere: what change detection and scope checks need, and
+/// the link a person opens the file with.
+pub const FILE_FIELDS: &str = "id,name,mimeType,parents,trashed,md5Checksum,headRevisionId,modifiedTime,size,version,driveId,webViewLink";
 
 /// `fields` of files.list.
 pub fn list_fields() -> String {
@@ -56,6 +56,10 @@ pub struct File {
     /// Set for items of a shared drive.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drive_id: Option<String>,
+    /// Where a person opens the file in a browser (Drive's viewer, or the Docs editor for
+    /// Workspace files); see [`File::link`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub web_view_link: Option<String>,
 }
 
 impl File {
@@ -66,6 +70,15 @@ impl File {
     /// A Google Docs editors (or other Workspace) file: exported, never downloaded.
     pub fn is_google_apps(&self) -> bool {
         self.mime_type.starts_with(GOOGLE_APPS_PREFIX)
+    }
+
+    /// The link a person opens the file with: `webViewLink`, else (the API gave none) the
+    /// Drive viewer's address for the file id.
+    pub fn link(&self) -> String {
+        match self.web_view_link.as_deref().map(str::trim) {
+            Some(l) if !l.is_empty() => l.to_string(),
+            _ => format!("https://drive.google.com/file/d/{}/view", self.id),
+        }
     }
 
     /// `modifiedTime` in Unix milliseconds, 0 when absent or unreadable.
@@ -159,14 +172,31 @@ mod tests {
         let f: File = serde_json::from_str(
             r#"{"id":"1a","name":"n.txt","mimeType":"text/plain","parents":["p"],
                 "trashed":false,"md5Checksum":"abc","size":"1234","version":"7",
-                "modifiedTime":"2024-05-01T10:00:00.250Z","kind":"drive#file"}"#,
+                "modifiedTime":"2024-05-01T10:00:00.250Z","kind":"drive#file",
+                "webViewLink":"https://drive.google.com/file/d/1a/view?usp=drivesdk"}"#,
         )
         .unwrap();
+        assert_eq!(
+            f.link(),
+            "https://drive.google.com/file/d/1a/view?usp=drivesdk"
+        );
         assert_eq!(f.size, Some(1234));
         assert_eq!(f.version, Some(7));
         assert_eq!(f.modified_unix_ms(), 1_714_557_600_250);
         assert_eq!(f.fingerprint(), "md5:abc");
         assert!(!f.is_folder() && !f.is_google_apps());
+    }
+
+    #[test]
+    fn without_a_web_view_link_the_viewer_address_is_the_link() {
+        let mut f = File {
+            id: "1a".into(),
+            ..Default::default()
+        };
+        assert_eq!(f.link(), "https://drive.google.com/file/d/1a/view");
+        f.web_view_link = Some(" ".into());
+        assert_eq!(f.link(), "https://drive.google.com/file/d/1a/view");
+        assert!(FILE_FIELDS.split(',').any(|f| f == "webViewLink"));
     }
 
     #[test]

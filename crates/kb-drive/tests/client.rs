@@ -160,7 +160,21 @@ async fn listing_pages_through_250_files_with_the_fields_asked_for() {
     assert_eq!(f7.parents, std::slice::from_ref(&root));
     assert!(f7.md5_checksum.as_deref().is_some_and(|m| m.len() == 32));
     assert!(f7.modified_unix_ms() > 0);
-    assert!(files.iter().any(|f| f.id == sub && f.is_folder()));
+    assert_eq!(
+        f7.web_view_link.as_deref(),
+        Some(
+            format!(
+                "https://drive.google.com/file/d/{}/view?usp=drivesdk",
+                f7.id
+            )
+            .as_str()
+        )
+    );
+    let folder = files.iter().find(|f| f.id == sub && f.is_folder()).unwrap();
+    assert_eq!(
+        folder.link(),
+        format!("https://drive.google.com/drive/folders/{sub}")
+    );
 }
 
 #[tokio::test]
@@ -203,6 +217,10 @@ async fn the_changes_feed_pages_and_reports_edits_trash_and_removals() {
     let a_file = by_id(&a).file.as_ref().unwrap();
     assert_eq!(a_file.name, "a2.txt", "the latest state of a file");
     assert_eq!(a_file.size, Some(11));
+    assert_eq!(
+        a_file.link(),
+        format!("https://drive.google.com/file/d/{a}/view?usp=drivesdk")
+    );
 }
 
 #[tokio::test]

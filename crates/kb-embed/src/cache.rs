@@ -217,13 +217,25 @@ impl Embedder for CachedEmbedder {
     }
 }
 
-/// A process-local [`VectorCache`].
+/// A process-local [`VectorCache`]; unbounded, or keeping the newest `capacity` entries.
 #[derive(Debug, Default)]
 pub struct MemoryCache {
     entries: Mutex<HashMap<String, Vec<u8>>>,
+    /// Insertion order, kept only when bounded.
+    order: Mutex<std::collections::VecDeque<String>>,
+    capacity: Option<usize>,
 }
 
 impl MemoryCache {
+    /// A cache that forgets its oldest entry past `capacity` (a long-running reader's cache
+    /// of query vectors must not grow without end).
+    pub fn bounded(capacity: usize) -> Self {
+        Self {
+            capacity: Some(capacity.max(1)),
+            ..Self::default()
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.entries.lock().map(|e| e.len()).unwrap_or(0)
     }
@@ -244,8 +256,17 @@ impl VectorCache for MemoryCache {
 
     async fn put_many(&self, new: Vec<(String, Vec<f32>)>) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
         for (k, v) in new {
-            entries.insert(k, encode_vector(&v));
+            let fresh = entries.insert(k.clone(), encode_vector(&v)).is_none();
+            if let (Some(cap), true) = (self.capacity, fresh) {
+                order.push_back(k);
+                while order.len() > cap {
+                    if let Some(old) = order.pop_front() {
+                        entries.remove(&old);
+                    }
+                }
+            }
         }
     }
 }
@@ -269,6 +290,17 @@ mod tests {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)));
         assert!(a.ends_with(&hex::encode(Sha256::digest(b"hello"))));
+    }
+
+    #[tokio::test]
+    async fn a_bounded_memory_cache_forgets_the_oldest() {
+        let cache = MemoryCache::bounded(2);
+        for k in ["a", "b", "a", "c"] {
+            cache.put_many(vec![(k.to_owned(), vec![1.0])]).await;
+        }
+        let got = cache.get_many(&["a".into(), "b".into(), "c".into()]).await;
+        assert_eq!(got, [None, Some(vec![1.0]), Some(vec![1.0])]);
+        assert_eq!(cache.len(), 2);
     }
 
     #[test]

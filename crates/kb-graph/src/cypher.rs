@@ -142,3 +142,116 @@ pub(crate) const COUNT_ENTITIES: &str = "MATCH (e:Entity) RETURN count(e) AS n";
 pub(crate) const COUNT_MENTIONS: &str =
     "MATCH (:Chunk)-[m:MENTIONS]->(:Entity) RETURN count(m) AS n";
 pub(crate) const COUNT_RELATIONS: &str = "MATCH (:Entity)-[r]->(:Entity) RETURN count(r) AS n";
+
+// ---- The read side (kb_store::read): what the query service asks of the graph. ----
+
+/// Questions name entities by canonical name, whatever their type.
+pub(crate) const ENTITY_CANONICAL_INDEX: &str =
+    "CREATE INDEX kb_entity_canonical_name IF NOT EXISTS FOR (n:Entity) ON (n.canonical_name)";
+
+/// What every chunk-returning read selects, for a chunk `c` of a source `s`.
+const CHUNK_RETURN: &str = "c.chunk_id AS chunk_id, c.index AS chunk_index, c.text AS text, \
+     c.importance_score AS importance, c.speakers AS speakers, c.start_seconds AS start_seconds, \
+     c.end_seconds AS end_seconds, c.section AS section";
+
+pub(crate) const SOURCE_RETURN: &str = "s.source_id AS source_id, s.version AS version, \
+     s.origin AS origin, s.path AS path, s.title AS title, s.media_type AS media_type, \
+     s.link AS link, s.modified_unix_ms AS modified_ms, s.document_unix_ms AS document_ms, \
+     s.status AS status, s.error AS error";
+
+/// A filter as Cypher: fixed fragments over `c` and `s`, each value a parameter named
+/// `f_*`. Returns the ` AND …` text to put after a `WHERE`.
+pub(crate) fn filter_clause(f: &kb_store::read::ChunkFilter) -> String {
+    use kb_store::read::MediaTypeFilter;
+    let mut w = String::new();
+    if f.path_prefix.is_some() {
+        w.push_str(" AND s.path STARTS WITH $f_path");
+    }
+    if f.origin.is_some() {
+        w.push_str(
+            " AND (s.origin IN $f_origins OR any(p IN $f_origin_prefixes WHERE s.origin STARTS WITH p))",
+        );
+    }
+    match f.media_type {
+        Some(MediaTypeFilter::Exact(_)) => w.push_str(" AND s.media_type = $f_media"),
+        Some(MediaTypeFilter::Prefix(_)) => w.push_str(" AND s.media_type STARTS WITH $f_media"),
+        None => {}
+    }
+    if f.speaker.is_some() {
+        w.push_str(
+            " AND any(sp IN coalesce(c.speakers, []) WHERE toLower(sp) CONTAINS $f_speaker)",
+        );
+    }
+    // The document's own date when it has one, else its modified time; 0 means unknown.
+    const TIME: &str = "(CASE WHEN coalesce(s.document_unix_ms, 0) <> 0 THEN s.document_unix_ms \
+         ELSE coalesce(s.modified_unix_ms, 0) END)";
+    if f.from_unix_ms.is_some() || f.to_unix_ms.is_some() {
+        w.push_str(&format!(" AND {TIME} <> 0"));
+    }
+    if f.from_unix_ms.is_some() {
+        w.push_str(&format!(" AND {TIME} >= $f_from"));
+    }
+    if f.to_unix_ms.is_some() {
+        w.push_str(&format!(" AND {TIME} <= $f_to"));
+    }
+    if !f.entity_names.is_empty() {
+        w.push_str(
+            " AND size([(c)-[:MENTIONS]->(fe:Entity) WHERE fe.canonical_name IN $f_entity | fe]) > 0",
+        );
+    }
+    w
+}
+
+/// Chunks mentioning weighted entities (`$weights`: `{id, weight}`), best first. The
+/// pattern starts at the entity: a server may otherwise scan every chunk.
+pub(crate) fn mentioning(filter: &str) -> String {
+    format!(
+        "UNWIND $weights AS w \
+         MATCH (e:Entity {{entity_id: w.id}})<-[m:MENTIONS]-(c:Chunk) \
+         MATCH (s:Source {{source_id: c.source_id}}) \
+         WHERE true{filter} \
+         WITH c, s, sum(w.weight * (m.count * 2.2) / (m.count + 1.2)) AS score \
+         RETURN {CHUNK_RETURN}, {SOURCE_RETURN}, score \
+         ORDER BY score DESC, importance DESC, chunk_id LIMIT $k"
+    )
+}
+
+/// Chunks holding any of `$words` (lower-case), by how many: a slow full scan, only for
+/// when Postgres's text index is away.
+pub(crate) fn text_scan(filter: &str) -> String {
+    format!(
+        "MATCH (c:Chunk) \
+         WITH c, size([x IN $words WHERE toLower(c.text) CONTAINS x]) AS hits \
+         WHERE hits > 0 \
+         MATCH (s:Source {{source_id: c.source_id}}) \
+         WHERE true{filter} \
+         RETURN {CHUNK_RETURN}, {SOURCE_RETURN}, toFloat(hits) AS score \
+         ORDER BY score DESC, importance DESC, chunk_id LIMIT $k"
+    )
+}
+
+pub(crate) const RESOLVE_ENTITIES: &str = "MATCH (t:Chunk) WITH count(t) AS total \
+     MATCH (e:Entity) WHERE e.canonical_name IN $names \
+     OPTIONAL MATCH (e)<-[:MENTIONS]-(c:Chunk) \
+     RETURN e.entity_id AS entity_id, e.name AS name, e.canonical_name AS canonical_name, \
+     e.entity_type AS entity_type, count(DISTINCT c) AS chunks, \
+     count(DISTINCT c.source_id) AS sources, total";
+
+/// Both directions; a relation several sources state is one neighbour with summed weight.
+pub(crate) const NEIGHBOURS: &str = "MATCH (e:Entity)-[r]-(n:Entity) \
+     WHERE e.entity_id IN $ids AND n.entity_id <> e.entity_id \
+     RETURN e.entity_id AS of, n.entity_id AS entity_id, n.name AS name, \
+     n.canonical_name AS canonical_name, n.entity_type AS entity_type, type(r) AS relation, \
+     startNode(r) = e AS out, sum(r.weight) AS weight \
+     ORDER BY weight DESC, entity_id, relation LIMIT $limit";
+
+pub(crate) fn read_source() -> String {
+    format!("MATCH (s:Source {{source_id: $sid}}) RETURN {SOURCE_RETURN}")
+}
+
+pub(crate) fn read_document_chunks() -> String {
+    format!(
+        "MATCH (s:Source {{source_id: $sid}}) MATCH (c:Chunk {{source_id: $sid}}) \
+         RETURN {CHUNK_RETURN}, {SOURCE_RETURN}, 0.0 AS score ORDER BY chunk_index"
+    )
+}

@@ -38,6 +38,7 @@ mod bolt;
 mod config;
 mod cypher;
 mod error;
+mod query;
 mod read;
 mod rows;
 mod vocab;
@@ -157,6 +158,8 @@ impl MirrorStore for GraphStore {
                 self.run_alone("create constraint", c).await?;
             }
             self.run_alone("create index", cypher::CHUNK_SOURCE_INDEX)
+                .await?;
+            self.run_alone("create index", cypher::ENTITY_CANONICAL_INDEX)
                 .await?;
             for t in RelationType::ALL {
                 self.run_alone("create index", &cypher::relation_index(t))

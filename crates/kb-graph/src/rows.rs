@@ -179,13 +179,14 @@ pub(crate) fn document_rows(
 pub(crate) fn source_props(
     s: &SourceRef,
     version: i64,
-    title: &str,
-    parser: &str,
+    doc: &ParsedDocument,
     now_ms: i64,
 ) -> BoltType {
     let mut props = base_source_props(s, version, "ok", now_ms);
-    props.push(("title", string(title)));
-    props.push(("parser", string(parser)));
+    props.push(("title", string(&doc.title)));
+    props.push(("parser", string(&doc.parser)));
+    // 0 = the document does not say (always set, so a new version can clear an old date)
+    props.push(("document_unix_ms", int(doc.document_unix_ms)));
     map(props)
 }
 
@@ -215,6 +216,7 @@ fn base_source_props(
         ("content_hash", string(&s.content_hash)),
         ("media_type", string(&s.media_type)),
         ("modified_unix_ms", int(s.modified_unix_ms)),
+        ("link", string(&s.link)),
         ("size", int(to_i64(s.size))),
         ("status", string(status)),
         ("updated_at", int(now_ms)),

@@ -44,7 +44,7 @@ pub(crate) async fn apply_once(
     let plan = match change {
         Change::Upsert(doc) => Plan::Upsert {
             rows: document_rows(doc, sid)?,
-            props: rows::source_props(source, version, &doc.title, &doc.parser, now),
+            props: rows::source_props(source, version, doc, now),
         },
         Change::Failed(_, error) => Plan::Failed {
             props: rows::failed_source_props(source, version, error, now),

@@ -251,6 +251,7 @@ mod tests {
             blocks: out,
             title: None,
             parser: None,
+            date_unix_ms: None,
         }
     }
 

@@ -51,12 +51,32 @@
 //! normalized to `\n` for text formats, the extracted text for PDF, DOCX, HTML and subtitles. Transcript chunks carry their speakers (first appearance order) and a time range:
 //! a turn ends where the next begins, the last one after its words at 150 words a minute;
 //! a chunk holding part of a turn gets that part's share by words. Other chunks: -1.
+//!
+//! # Document dates
+//! `document_unix_ms` is when the content happened, as the document itself says, else 0
+//! (the date filters then use the source's modified time):
+//! - transcripts (text and DOCX): the first date, with its time if given, in the preamble
+//!   before the first turn (`Tue, Mar 14, 2023 10:02AM • 52:07`, `March 14, 2023`,
+//!   `2023-03-14`); a date without a year (`Mon, 5/17 3:04PM`) only with a year named in its
+//!   paragraph. It wins over the DOCX metadata;
+//! - DOCX: `dcterms:created` of the core properties (`docProps/core.xml`);
+//! - PDF: `/CreationDate` of the Info dictionary (`D:20230314100200+01'00'`);
+//! - HTML: `<meta>` `article:published_time`, `date`, `dcterms.date`, `dcterms.created`,
+//!   `DC.date`, `DC.date.created`, `citation_publication_date` (first present wins);
+//! - Markdown and plain text: front matter `date` (else `created`, `published`,
+//!   `publishDate`);
+//! - WebVTT, SRT: none.
+//!
+//! Times without an offset are UTC; a date alone is midnight UTC. Dates that cannot be read,
+//! do not exist or fall outside the years 1900..=2200 count as none (the forms are listed in
+//! `document_date.rs`).
 
 // tests may unwrap: a panic there is a failing test
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod chunk;
 mod decode;
+mod document_date;
 pub mod entities;
 mod error;
 mod format;
@@ -76,7 +96,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kb_proto::{Mention, ParsedDocument, SourceRef};
 
-pub use entities::{canonical_name, speaker_canonical, EntityType};
+pub use entities::{canonical_name, question_names, speaker_canonical, EntityType};
 pub use error::{ParseError, ParseErrorKind};
 pub use format::{detect, Format};
 pub use limits::Limits;
@@ -205,5 +225,6 @@ pub fn parse(
         embedding_model: String::new(),
         embedding_dimensions: 0,
         parser: doc.parser.unwrap_or(reader.parser_name()).to_owned(),
+        document_unix_ms: doc.date_unix_ms.unwrap_or(0),
     })
 }

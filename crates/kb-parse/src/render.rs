@@ -161,6 +161,7 @@ mod tests {
             ],
             title: None,
             parser: None,
+            date_unix_ms: None,
         };
         let atom = |block, words| Atom {
             block,

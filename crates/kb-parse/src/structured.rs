@@ -47,6 +47,10 @@ pub struct StructuredText {
     /// The parser name to record when it differs from the reader's (a DOCX that turns out to
     /// be a meeting transcript).
     pub parser: Option<&'static str>,
+    /// When the content happened, Unix milliseconds, when the document says (a transcript's
+    /// preamble, DOCX core properties, PDF info, HTML meta tags, front matter): becomes
+    /// `ParsedDocument.document_unix_ms`.
+    pub date_unix_ms: Option<i64>,
 }
 
 impl StructuredText {

@@ -63,6 +63,7 @@ mod tests {
             blocks: vec![turn.clone(), para],
             title: None,
             parser: None,
+            date_unix_ms: None,
         };
         assert_eq!(title(&doc, "dir/x.txt", "id"), "First line");
         doc.title = Some("Heading".into());

@@ -284,15 +284,18 @@ async fn upsert_source(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO sources (source_id, version, origin, path, title, content_hash, media_type,
-             size_bytes, modified_at, status, error, embedding_model, parser, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, to_timestamp($9), $10, $11, $12, $13, now())
+             size_bytes, modified_at, status, error, embedding_model, parser, updated_at, link,
+             document_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, to_timestamp($9), $10, $11, $12, $13, now(),
+             $14, to_timestamp($15))
          ON CONFLICT (source_id) DO UPDATE SET
              version = EXCLUDED.version, origin = EXCLUDED.origin, path = EXCLUDED.path,
              title = EXCLUDED.title, content_hash = EXCLUDED.content_hash,
              media_type = EXCLUDED.media_type, size_bytes = EXCLUDED.size_bytes,
              modified_at = EXCLUDED.modified_at, status = EXCLUDED.status,
              error = EXCLUDED.error, embedding_model = EXCLUDED.embedding_model,
-             parser = EXCLUDED.parser, updated_at = now()",
+             parser = EXCLUDED.parser, updated_at = now(), link = EXCLUDED.link,
+             document_at = EXCLUDED.document_at",
     )
     .bind(s.source_id)
     .bind(s.version)
@@ -307,6 +310,8 @@ async fn upsert_source(
     .bind(error)
     .bind(embedding_model)
     .bind(parser)
+    .bind(s.link)
+    .bind(s.document_at)
     .execute(&mut *tx)
     .await
     .map_err(|e| store_error(format!("source {}: writing the source row", s.source_id), e))?;

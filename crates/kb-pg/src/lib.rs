@@ -4,9 +4,10 @@
 //! `embedding vector(N)`, `entities`, `chunk_mentions`) plus per-source `entity_relations` and
 //! `tombstones`, and implements [`kb_store::MirrorStore`]: one transaction per document,
 //! last-writer-wins on the source version (tombstones included), batched `UNNEST` inserts,
-//! orphaned entities removed with the last source that referenced them. Also: cosine search
-//! over the HNSW index and the seed's Phase 5 verification SQL, run verbatim. Bulk mode fills
-//! an empty store without the HNSW index and builds it once at the end.
+//! orphaned entities removed with the last source that referenced them. Also the read side
+//! ([`kb_store::read`]: cosine search over the HNSW index, full-text search, entities, whole
+//! documents, all filtered alike) and the seed's Phase 5 verification SQL, run verbatim. Bulk
+//! mode fills an empty store without the HNSW index and builds it once at the end.
 //!
 //! Works with a local server and with hosted Postgres (`sslmode=require`, rustls).
 
@@ -14,10 +15,10 @@ mod apply;
 mod bulk;
 mod error;
 mod phase5;
+mod query;
 mod read;
 mod rows;
 mod schema;
-mod search;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -26,7 +27,7 @@ use kb_store::{Applied, Change, MirrorStore, SourceSummary, StoreCounts, StoreEr
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 pub use phase5::Phase5Report;
-pub use search::SearchHit;
+pub use query::TS_CONFIG;
 
 /// How long to wait for a pooled connection before reporting a transient error.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -61,9 +62,39 @@ impl PgStore {
         Ok(Self { pool, dimensions })
     }
 
-    /// The `k` chunks nearest to `query` by cosine distance, nearest first.
-    pub async fn search(&self, query: &[f32], k: usize) -> Result<Vec<SearchHit>, StoreError> {
-        search::search(&self.pool, self.dimensions, query, k).await
+    /// A store that connects on first use, for readers that must start (and answer from
+    /// elsewhere) while Postgres is away; `acquire_timeout` bounds each wait for a connection.
+    /// The dimension is checked by [`PgStore::check`].
+    pub fn connect_lazy(
+        url: &str,
+        dimensions: usize,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| error::store_error("parsing the Postgres URL", e))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(acquire_timeout)
+            .connect_lazy_with(options);
+        Ok(Self { pool, dimensions })
+    }
+
+    /// Whether the migrations the read side needs have run (a reader does not run them: the
+    /// writer owns the schema).
+    pub async fn has_read_schema(&self) -> Result<bool, StoreError> {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('chunks')
+                 AND attname = 'text_search' AND NOT attisdropped)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| error::store_error("looking for the read schema", e))
+    }
+
+    /// Reaches the server and checks the store's embedding dimension.
+    pub async fn check(&self) -> Result<(), StoreError> {
+        schema::check_dimension(&self.pool, self.dimensions).await
     }
 
     /// Runs the seed plan's Phase 5 queries (Steps 5.1 and 5.2) unchanged.

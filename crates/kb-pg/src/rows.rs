@@ -22,6 +22,9 @@ pub(crate) struct SourceRow<'a> {
     pub size_bytes: i64,
     /// Seconds since the epoch; `None` when the source did not say (proto default 0).
     pub modified_at: Option<f64>,
+    pub link: &'a str,
+    /// The content's own date (seconds since the epoch), from the parsed document.
+    pub document_at: Option<f64>,
 }
 
 impl<'a> SourceRow<'a> {
@@ -40,6 +43,8 @@ impl<'a> SourceRow<'a> {
             size_bytes: to_i64(source.size, "size", sid)?,
             modified_at: (source.modified_unix_ms != 0)
                 .then(|| source.modified_unix_ms as f64 / 1000.0),
+            link: &source.link,
+            document_at: None,
         })
     }
 }
@@ -119,7 +124,8 @@ pub(crate) fn document_rows(
         .source
         .as_ref()
         .ok_or_else(|| StoreError::permanent("upsert without a source reference"))?;
-    let source = SourceRow::from_ref(source_ref)?;
+    let mut source = SourceRow::from_ref(source_ref)?;
+    source.document_at = (doc.document_unix_ms != 0).then(|| doc.document_unix_ms as f64 / 1000.0);
     let sid = source.source_id;
     let declared = doc.embedding_dimensions as usize;
     if declared != 0 && declared != dimensions {

@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use kb_store::read::{ChunkFilter, TextIndex};
 use kb_store::{Applied, Change, MirrorStore};
 
 #[tokio::test]
@@ -25,7 +26,10 @@ async fn only_an_empty_store_loads_without_the_index_which_is_built_at_the_end()
     }
     // Without the index search is exact (a scan), so the chunk itself comes first.
     let probe = axis_vector(8, 2);
-    let first = &store.search(&probe, 1).await.unwrap()[0];
+    let first = &store
+        .nearest(&probe, &ChunkFilter::default(), 1)
+        .await
+        .unwrap()[0];
     assert!((first.score - 1.0).abs() < 1e-6, "{first:?}");
     // A second begin on a store that now holds data changes nothing.
     assert!(!store.begin_bulk().await.unwrap());
@@ -33,7 +37,10 @@ async fn only_an_empty_store_loads_without_the_index_which_is_built_at_the_end()
     store.end_bulk().await.unwrap();
     assert!(store.has_vector_index().await.unwrap());
     store.end_bulk().await.unwrap(); // idempotent
-    let hits = store.search(&probe, 3).await.unwrap();
+    let hits = store
+        .nearest(&probe, &ChunkFilter::default(), 3)
+        .await
+        .unwrap();
     assert_eq!(hits.len(), 3);
     assert!((hits[0].score - 1.0).abs() < 1e-6);
 

@@ -3,6 +3,7 @@
 
 mod common;
 
+use kb_store::read::{ChunkFilter, TextIndex};
 use std::time::Instant;
 
 use common::*;
@@ -67,7 +68,10 @@ async fn search_returns_the_nearest_chunk_first() {
     // Close to b's chunk 2 (axis 2, a little of axis 3), far from everything on other axes.
     let mut query = axis_vector(DIMS, 2);
     query[3] += 0.01;
-    let hits = store.search(&query, 3).await.unwrap();
+    let hits = store
+        .nearest(&query, &ChunkFilter::default(), 3)
+        .await
+        .unwrap();
     assert_eq!(hits.len(), 3);
     // a and b chunk 2 have the same vector: both come first, then a neighbour.
     let first_two: Vec<_> = hits[..2].iter().map(|h| h.chunk_id.as_str()).collect();
@@ -80,19 +84,29 @@ async fn search_returns_the_nearest_chunk_first() {
     );
     let b2 = hits.iter().find(|h| h.chunk_id == "b-c2").unwrap();
     assert_eq!(
-        (b2.source_id.as_str(), b2.path.as_str(), b2.chunk_index),
+        (
+            b2.source.source_id.as_str(),
+            b2.source.path.as_str(),
+            b2.chunk_index
+        ),
         ("b", "b.md", 2)
     );
     assert_eq!(b2.text, "beta chunk 2 of b");
 
     // After b is deleted its chunks are no longer found.
     store.apply(Change::Delete(&source("b", 2))).await.unwrap();
-    let hits = store.search(&query, 3).await.unwrap();
+    let hits = store
+        .nearest(&query, &ChunkFilter::default(), 3)
+        .await
+        .unwrap();
     assert_eq!(hits[0].chunk_id, "a-c2");
-    assert!(hits.iter().all(|h| h.source_id == "a"));
+    assert!(hits.iter().all(|h| h.source.source_id == "a"));
 
     // Wrong query dimension is the caller's error.
-    assert!(store.search(&[1.0; 3], 3).await.is_err());
+    assert!(store
+        .nearest(&[1.0; 3], &ChunkFilter::default(), 3)
+        .await
+        .is_err());
 }
 
 #[tokio::test]
@@ -163,7 +177,10 @@ async fn a_document_of_3000_chunks_of_1024_dimensions_applies() {
 
     let target = &doc.chunks[1234];
     let started = Instant::now();
-    let hits = store.search(&target.embedding, 10).await.unwrap();
+    let hits = store
+        .nearest(&target.embedding, &ChunkFilter::default(), 10)
+        .await
+        .unwrap();
     println!("search over 3000 chunks: {:.2?}", started.elapsed());
     assert_eq!(hits[0].chunk_id, target.chunk_id);
     assert!(hits[0].score > 0.999);

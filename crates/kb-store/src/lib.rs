@@ -5,6 +5,7 @@
 //! source so `kb verify` can compare two stores without knowing either.
 
 mod error;
+pub mod read;
 mod summary;
 
 pub use error::{StoreError, StoreErrorKind};

@@ -12,7 +12,7 @@ use serde_json::json;
 use tempfile::TempDir;
 
 use crate::process::{
-    append_log, free_ports, is_alive, kill9, log_tail, shut_down_blocking, terminate,
+    append_log, free_ports, freeze_tree, is_alive, kill9, log_tail, shut_down_blocking, terminate,
 };
 use crate::{GraphDb, Stack};
 
@@ -35,6 +35,8 @@ pub struct GraphServer {
     home: PathBuf,
     http_port: u16,
     bolt_port: u16,
+    /// SIGSTOPped by [`GraphServer::pause`].
+    paused: bool,
     // Field order matters for Drop: the process is killed (in `drop`) before the dir goes.
     child: Option<Child>,
     dir: TempDir,
@@ -62,6 +64,7 @@ impl Stack {
             home,
             http_port: 0,
             bolt_port: 0,
+            paused: false,
             child: None,
             dir,
         };
@@ -112,8 +115,29 @@ impl GraphServer {
         is_alive(&mut self.child)
     }
 
+    /// SIGSTOP to the server: a blackhole. The kernel still accepts connections on its ports,
+    /// but nothing answers until [`GraphServer::resume`]. Stopping or dropping a paused server
+    /// resumes it first.
+    pub fn pause(&mut self) -> anyhow::Result<()> {
+        if let Some(child) = &self.child {
+            freeze_tree(child, true, "ArcadeDB")?;
+            self.paused = true;
+        }
+        Ok(())
+    }
+
+    /// SIGCONT to what [`GraphServer::pause`] stopped.
+    pub fn resume(&mut self) -> anyhow::Result<()> {
+        if let (Some(child), true) = (&self.child, self.paused) {
+            freeze_tree(child, false, "ArcadeDB")?;
+        }
+        self.paused = false;
+        Ok(())
+    }
+
     /// Graceful stop: SIGTERM (the JVM closes its databases), then wait until it is gone.
     pub async fn stop(&mut self) -> anyhow::Result<()> {
+        self.resume()?;
         terminate(self.child.take(), Signal::TERM, STOP_TIMEOUT, "ArcadeDB").await
     }
 
@@ -235,6 +259,7 @@ impl GraphServer {
 
 impl Drop for GraphServer {
     fn drop(&mut self) {
+        let _ = self.resume();
         // The data goes with the test: no need to let the JVM close its databases.
         shut_down_blocking(self.child.take(), Signal::KILL, Duration::from_secs(5));
     }

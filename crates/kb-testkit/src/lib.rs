@@ -11,7 +11,8 @@
 //!   restart on the same port and data.
 //!
 //! And private servers for tests that take a store away (stop, kill -9, start again on the
-//! same port and data), each killed with the value that owns it:
+//! same port and data, or pause: SIGSTOP, a blackhole that holds its port), each killed with
+//! the value that owns it:
 //!
 //! - [`Stack::private_postgres`]: a [`PostgresServer`] (pgvector available) of its own;
 //! - [`Stack::private_graph`]: a [`GraphServer`], an ArcadeDB Bolt server of its own.

@@ -13,7 +13,7 @@ use sqlx::{Connection, PgConnection};
 use tempfile::TempDir;
 
 use crate::process::{
-    append_log, free_ports, is_alive, kill9, log_tail, shut_down_blocking, terminate,
+    append_log, free_ports, freeze_tree, is_alive, kill9, log_tail, shut_down_blocking, terminate,
 };
 use crate::Stack;
 
@@ -32,6 +32,8 @@ pub struct PostgresServer {
     port: u16,
     /// uid and gid to run as, when we are root.
     owner: Option<(u32, u32)>,
+    /// SIGSTOPped by [`PostgresServer::pause`].
+    paused: bool,
     // Field order matters for Drop: the process is stopped (in `drop`) before the dir goes.
     child: Option<Child>,
     dir: TempDir,
@@ -60,6 +62,7 @@ impl Stack {
             bin,
             port: 0,
             owner,
+            paused: false,
             child: None,
             dir,
         };
@@ -112,14 +115,37 @@ impl PostgresServer {
         is_alive(&mut self.child)
     }
 
+    /// SIGSTOP to the postmaster and every backend: a blackhole. Connections are still
+    /// accepted by the kernel and queries on open ones are taken, but nothing answers until
+    /// [`PostgresServer::resume`]. Stopping or dropping a paused server resumes it first.
+    pub fn pause(&mut self) -> anyhow::Result<()> {
+        if let Some(child) = &self.child {
+            freeze_tree(child, true, "postgres")?;
+            self.paused = true;
+        }
+        Ok(())
+    }
+
+    /// SIGCONT to what [`PostgresServer::pause`] stopped.
+    pub fn resume(&mut self) -> anyhow::Result<()> {
+        if let (Some(child), true) = (&self.child, self.paused) {
+            freeze_tree(child, false, "postgres")?;
+        }
+        self.paused = false;
+        Ok(())
+    }
+
     /// Graceful stop ("fast" shutdown: open sessions are ended), waiting until it is gone.
     pub async fn stop(&mut self) -> anyhow::Result<()> {
+        self.resume()?;
         terminate(self.child.take(), Signal::INT, STOP_TIMEOUT, "postgres").await
     }
 
     /// SIGKILL to the postmaster, as in a crash; its backends notice and exit, and the next
     /// start runs crash recovery.
     pub fn kill9(&mut self) -> anyhow::Result<()> {
+        // Stopped backends would outlive their postmaster, holding its shared memory.
+        self.resume()?;
         kill9(self.child.take(), "postgres")
     }
 
@@ -248,6 +274,8 @@ impl PostgresServer {
 
 impl Drop for PostgresServer {
     fn drop(&mut self) {
+        // A stopped process takes no signal but SIGKILL: continue it first.
+        let _ = self.resume();
         // Immediate shutdown (SIGQUIT) takes the backends down with the postmaster, so nothing
         // is left writing into the directory that is about to be deleted.
         shut_down_blocking(self.child.take(), Signal::QUIT, Duration::from_secs(10));

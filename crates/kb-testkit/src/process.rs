@@ -106,3 +106,66 @@ pub(crate) fn log_tail(path: &Path, what: &str) -> String {
         lines[start..].join("\n")
     )
 }
+
+/// SIGSTOP (`stop = true`) or SIGCONT to a process and every descendant it has, as a
+/// blackhole: the kernel still accepts connections on its ports but nothing answers. The root
+/// is stopped first (it cannot fork while its children are found) and continued last.
+pub(crate) fn freeze_tree(child: &Child, stop: bool, name: &str) -> anyhow::Result<()> {
+    let root = child.id();
+    let signal = if stop { Signal::STOP } else { Signal::CONT };
+    let send = |pid: u32| -> anyhow::Result<()> {
+        let Some(p) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+            bail!("{name}: no such pid {pid}");
+        };
+        kill_process(p, signal).with_context(|| format!("cannot send {signal:?} to {name}"))
+    };
+    if stop {
+        send(root)?;
+    }
+    for pid in descendants(root) {
+        // A child may have exited meanwhile; only the root must get the signal.
+        let _ = send(pid);
+    }
+    if !stop {
+        send(root)?;
+    }
+    Ok(())
+}
+
+/// Every descendant of `root`, from /proc (parents before their children).
+fn descendants(root: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if let Some(ppid) = ppid {
+                parents.push((pid, ppid));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(parent) = frontier.pop() {
+        for &(pid, ppid) in &parents {
+            if ppid == parent && !out.contains(&pid) {
+                out.push(pid);
+                frontier.push(pid);
+            }
+        }
+    }
+    out
+}

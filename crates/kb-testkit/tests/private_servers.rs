@@ -119,3 +119,80 @@ async fn private_graph_survives_stop_kill_and_restart() {
     let g = graph(&db).await;
     assert_eq!(doc_count(&g).await, 2, "committed nodes survive a crash");
 }
+
+#[tokio::test]
+async fn a_paused_postgres_holds_its_port_answers_nothing_and_still_stops() {
+    use std::time::Duration;
+    let stack = kb_testkit::stack().await.unwrap();
+    let mut pg = stack.private_postgres().await.unwrap();
+    let url = pg.url();
+    let mut open = PgConnection::connect(&url).await.unwrap();
+
+    pg.pause().unwrap();
+    assert!(pg.is_running(), "paused is not exited");
+    let silent = Duration::from_millis(1500);
+    assert!(
+        tokio::time::timeout(silent, open.ping()).await.is_err(),
+        "an open session's backend answers nothing"
+    );
+    drop(open);
+    let tcp = tokio::time::timeout(
+        silent,
+        tokio::net::TcpStream::connect(("127.0.0.1", pg.port())),
+    )
+    .await;
+    assert!(
+        matches!(tcp, Ok(Ok(_))),
+        "the kernel still accepts connections: a blackhole, not a refusal"
+    );
+    assert!(
+        tokio::time::timeout(silent, PgConnection::connect(&url))
+            .await
+            .is_err(),
+        "a new session gets no answer"
+    );
+
+    pg.resume().unwrap();
+    let mut c = PgConnection::connect(&url).await.unwrap();
+    c.ping().await.unwrap();
+
+    // Stopping a paused server continues it first, so it shuts down as asked.
+    pg.pause().unwrap();
+    tokio::time::timeout(Duration::from_secs(20), pg.stop())
+        .await
+        .expect("stop does not hang on a paused server")
+        .unwrap();
+    assert!(!pg.is_running());
+
+    // Dropping a paused server takes its backends with it: the open session ends.
+    pg.start().await.unwrap();
+    let mut c = PgConnection::connect(&url).await.unwrap();
+    pg.pause().unwrap();
+    drop(pg);
+    let closed = tokio::time::timeout(Duration::from_secs(15), c.ping()).await;
+    assert!(matches!(closed, Ok(Err(_))), "{closed:?}");
+}
+
+#[tokio::test]
+async fn a_paused_graph_answers_nothing_until_resumed() {
+    use std::time::Duration;
+    let stack = kb_testkit::stack().await.unwrap();
+    let mut server = stack.private_graph().await.unwrap();
+    let db = server.graph_db();
+    let g = graph(&db).await;
+    g.run(query("CREATE (:Doc {name: 'a'})")).await.unwrap();
+
+    server.pause().unwrap();
+    assert!(server.is_running());
+    let count = tokio::time::timeout(Duration::from_millis(1500), doc_count(&g)).await;
+    assert!(count.is_err(), "a paused server answers nothing");
+    server.resume().unwrap();
+    assert_eq!(doc_count(&graph(&db).await).await, 1);
+
+    server.pause().unwrap();
+    tokio::time::timeout(Duration::from_secs(40), server.stop())
+        .await
+        .expect("stop does not hang on a paused server")
+        .unwrap();
+    assert!(!server.is_running());
+}

@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use kb_proto::mirror_event::Kind;
+use kb_store::read::{ChunkFilter, TextIndex};
 use kb_store::{Applied, Change, MirrorStore, SourceSummary, StoreCounts, StoreError};
 use kb_writer::replay::{ReplayFrom, ReplayOptions};
 use kb_writer::WriterOptions;
@@ -159,7 +160,10 @@ async fn an_empty_store_behind_a_backlog_is_filled_without_the_index_then_indexe
     })
     .await;
     assert!(pg.has_vector_index().await.unwrap());
-    let hits = pg.search(&chunk_vector("late", 1, 2, 8), 1).await.unwrap();
+    let hits = pg
+        .nearest(&chunk_vector("late", 1, 2, 8), &ChunkFilter::default(), 1)
+        .await
+        .unwrap();
     assert_eq!(hits[0].chunk_id, "late-v1-c2");
     stop.cancel();
     task.await.unwrap().unwrap();

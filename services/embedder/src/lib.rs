@@ -6,14 +6,13 @@
 //! Per process, the chunks of the documents in flight go through, in order:
 //! the shared cache ([`cache`], a JetStream KV bucket, so no worker pays twice for a text),
 //! then one [`kb_embed::Dispatcher`] (requests packed across documents, bounded in flight,
-//! halved on 429, retried with backoff), then the provider ([`provider`]).
+//! halved on 429, retried with backoff), then the provider ([`kb_embed::provider`]).
 //!
 //! A worker that dies leaves its messages unacked; the broker hands them to another worker
 //! after `embedder.ack_wait_secs`, and whatever the dead worker already embedded is a cache hit
 //! there. Its mirror publish, if it got that far, makes the redelivery a no-op ("superseded").
 
 pub mod cache;
-pub mod provider;
 pub mod stage;
 
 use std::sync::Arc;
@@ -26,7 +25,7 @@ use kb_stream::consume::{self, ConsumerSpec};
 use kb_stream::progress::Progress;
 use kb_stream::{subjects, Publisher};
 
-pub use provider::load_embedder;
+pub use kb_embed::load_embedder;
 pub use stage::EmbedStage;
 
 /// How often a process adds its cache hits and misses to the shared totals.
@@ -83,7 +82,7 @@ pub async fn run(settings: Settings, ctx: Context) -> anyhow::Result<()> {
     let publisher = Publisher::new(&topo, settings.nats.inline_max_bytes);
 
     let dispatcher: Arc<dyn Embedder> =
-        Arc::new(Dispatcher::new(raw, provider::dispatch_config(e)));
+        Arc::new(Dispatcher::new(raw, kb_embed::provider::dispatch_config(e)));
     let mut reporter = None;
     let embedder: Arc<dyn Embedder> = if e.cache {
         let kv = cache::KvCache::open(&js, e.cache_max_bytes).await?;

@@ -81,6 +81,7 @@ pub(crate) async fn publish_tombstone(
     last_version: u64,
 ) -> Result<u64, WatchError> {
     let source = SourceRef {
+        link: String::new(),
         source_id: source_id.to_string(),
         version: last_version + 1,
         origin: origin.to_string(),

@@ -115,6 +115,7 @@ impl Scanner {
         let started = Instant::now();
         let version = self.next_version(sid, prev).await?;
         let source = SourceRef {
+            link: String::new(),
             source_id: sid.to_string(),
             version,
             origin: self.origin.clone(),
@@ -154,6 +155,7 @@ impl Scanner {
         let started = Instant::now();
         let reason = too_large_reason(size, self.max_file_bytes);
         let source = SourceRef {
+            link: String::new(),
             source_id: sid.to_string(),
             version: self.next_version(sid, prev).await?,
             origin: self.origin.clone(),

@@ -31,6 +31,8 @@ async fn the_first_sync_lists_everything_in_scope_and_the_next_publishes_nothing
     let trashed = f.add_file(&env.root, "old.md", "text/markdown", b"old");
     f.trash(&trashed);
     let stranger = f.add_file(&env.outside, "x.md", "text/markdown", b"not watched");
+    // an answer without `webViewLink`: the link is the viewer's address for the id
+    f.set_web_view_link(&b, None);
 
     let report = env.source().await.sync().await.unwrap();
     assert!(report.full_listing);
@@ -59,14 +61,28 @@ async fn the_first_sync_lists_everything_in_scope_and_the_next_publishes_nothing
     );
     assert_eq!(body, b"# Alpha\n\nnotes");
     assert!(src.modified_unix_ms > 0);
+    assert_eq!(
+        src.link,
+        format!("https://drive.google.com/file/d/{a}/view?usp=drivesdk"),
+        "the file's webViewLink"
+    );
     let (src, body) = env.events_of(&b).await.pop().unwrap();
     assert_eq!(
         (src.size, body.len()),
         (5000, 5000),
         "bodies past the inline limit"
     );
+    assert_eq!(
+        src.link,
+        format!("https://drive.google.com/file/d/{b}/view")
+    );
     let (src, body) = env.events_of(&doc).await.pop().unwrap();
     assert_eq!(src.media_type, "text/plain");
+    assert_eq!(
+        src.link,
+        format!("https://docs.google.com/document/d/{doc}/edit?usp=drivesdk"),
+        "a Google Doc opens in the editor"
+    );
     assert_eq!(body, "\u{feff}Q3 plan: ship it".as_bytes());
     let (src, body) = env.events_of(&sheet).await.pop().unwrap();
     assert_eq!(
@@ -123,6 +139,11 @@ async fn edits_renames_moves_trash_and_deletes_follow_the_changes_feed() {
     assert_eq!(
         (src.version, body.as_slice()),
         (2, b"v2, longer".as_slice())
+    );
+    assert_eq!(
+        src.link,
+        format!("https://drive.google.com/file/d/{edited}/view?usp=drivesdk"),
+        "from the changes feed too"
     );
     let (src, _) = env.events_of(&renamed).await.pop().unwrap();
     assert_eq!(
@@ -390,6 +411,11 @@ async fn too_large_and_undownloadable_files_are_reported_once_and_not_retried() 
         "{}",
         head.error
     );
+    assert_eq!(
+        head.source.as_ref().unwrap().link,
+        format!("https://drive.google.com/file/d/{big}/view?usp=drivesdk"),
+        "a failure names where to open the file"
+    );
     let dls = env.dead_letters().await;
     let kinds: HashMap<String, String> = dls
         .iter()
@@ -549,6 +575,8 @@ async fn the_service_runs_the_drive_source_beside_the_folder_until_shutdown() {
     let mut settings = kb_core::Settings::default();
     settings.nats.url = env.nats.url();
     settings.watcher.dir = dir.path().join("inbox");
+    std::fs::create_dir_all(&settings.watcher.dir).unwrap();
+    std::fs::write(settings.watcher.dir.join("local.md"), b"# Local\n\nnotes").unwrap();
     settings.drive = env.settings.clone();
     settings.drive.poll_secs = 1;
     let ctx = Context {
@@ -577,6 +605,27 @@ async fn the_service_runs_the_drive_source_beside_the_folder_until_shutdown() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     eprintln!("Drive change to publish: {:?}", added.elapsed());
+    // a Drive file carries its link, a local file none
+    let (src, _) = env.events_of(&b).await.pop().unwrap();
+    assert_eq!(
+        src.link,
+        format!("https://drive.google.com/file/d/{b}/view?usp=drivesdk")
+    );
+    let local = loop {
+        let events = env.source_events().await;
+        if let Some((src, _)) = events
+            .into_iter()
+            .find(|(s, _)| s.origin.starts_with("folder:"))
+        {
+            break src;
+        }
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(30),
+            "the local file was never published"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!((local.path.as_str(), local.link.as_str()), ("local.md", ""));
     shutdown.cancel();
     let result = tokio::time::timeout(Duration::from_secs(30), task)
         .await

@@ -33,6 +33,7 @@ pub async fn jetstream(p: &Pipeline) -> anyhow::Result<Js> {
 
 pub fn source(id: &str, version: u64) -> SourceRef {
     SourceRef {
+        link: String::new(),
         source_id: id.to_owned(),
         version,
         origin: "test".to_owned(),
@@ -93,6 +94,7 @@ pub fn document(id: &str, version: u64, n: u32) -> ParsedDocument {
         })
         .collect();
     ParsedDocument {
+        document_unix_ms: 0,
         source: Some(source(id, version)),
         title: format!("{id} v{version}"),
         chunks,

@@ -7,8 +7,10 @@
 //! `KB_CONFIG` (or the `--config` flag of a binary).
 
 mod llm;
+mod query;
 
 pub use llm::{LlmConfigError, LlmSettings, Provider as LlmProvider};
+pub use query::QuerySettings;
 
 use crate::secret::Secret;
 use figment::providers::{Env, Format, Toml};
@@ -29,6 +31,7 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     pub drive: DriveSettings,
     pub llm: LlmSettings,
+    pub query: QuerySettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -400,6 +403,8 @@ pub enum Component {
     Drive,
     /// The parser's optional LLM extractor (`[llm]`), checked only when enabled.
     Llm,
+    /// The read side (`[query]`): kb-query, `kb search`, `kb mcp`.
+    Query,
 }
 
 /// Every problem found, reported at once.
@@ -534,6 +539,7 @@ impl Settings {
                     }
                 }
                 Component::Llm => {}
+                Component::Query => problems.extend(self.query.problems()),
                 Component::Embedder => {
                     let e = &self.embedder;
                     match e.provider.as_str() {

@@ -233,6 +233,14 @@ impl FakeDrive {
             .modify(id, false, |f| f.downloadable = downloadable);
     }
 
+    /// The `webViewLink` the fake answers for an item (`None`: none at all). Items get the
+    /// API's form for their type when created; the link is no change in the changes feed.
+    pub fn set_web_view_link(&self, id: &str, link: Option<&str>) {
+        if let Some(f) = self.lock().files.get_mut(id) {
+            f.web_view_link = link.map(str::to_string);
+        }
+    }
+
     /// Answers the next `times` requests of `route` (for `file_id` only, when given) with
     /// `fault`.
     pub fn fail(&self, route: Route, file_id: Option<&str>, fault: Fault, times: usize) {

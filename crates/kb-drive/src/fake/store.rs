@@ -25,6 +25,24 @@ pub(crate) struct FakeFile {
     pub revision: u64,
     pub drive_id: Option<String>,
     pub downloadable: bool,
+    /// `webViewLink`; `None` leaves it out of answers (the API's form is the default).
+    pub web_view_link: Option<String>,
+}
+
+/// The `webViewLink` Drive gives an item of this type.
+pub(crate) fn web_view_link(id: &str, mime_type: &str) -> String {
+    use crate::export::{DOCUMENT_MIME, PRESENTATION_MIME, SPREADSHEET_MIME};
+    match mime_type {
+        FOLDER_MIME => format!("https://drive.google.com/drive/folders/{id}"),
+        DOCUMENT_MIME => format!("https://docs.google.com/document/d/{id}/edit?usp=drivesdk"),
+        SPREADSHEET_MIME => {
+            format!("https://docs.google.com/spreadsheets/d/{id}/edit?usp=drivesdk")
+        }
+        PRESENTATION_MIME => {
+            format!("https://docs.google.com/presentation/d/{id}/edit?usp=drivesdk")
+        }
+        _ => format!("https://drive.google.com/file/d/{id}/view?usp=drivesdk"),
+    }
 }
 
 impl FakeFile {
@@ -163,6 +181,7 @@ impl Store {
             revision: 1,
             drive_id: self.drive_of(parent),
             downloadable: true,
+            web_view_link: Some(web_view_link(&id, mime_type)),
         };
         self.files.insert(id.clone(), file);
         self.record_file(&id, false);
@@ -187,6 +206,7 @@ impl Store {
                 revision: 1,
                 drive_id: Some(id.clone()),
                 downloadable: true,
+                web_view_link: Some(web_view_link(&id, FOLDER_MIME)),
             },
         );
         self.shared_drives.push(id.clone());
@@ -276,6 +296,9 @@ impl Store {
         }
         if let Some(d) = &f.drive_id {
             v["driveId"] = json!(d);
+        }
+        if let Some(l) = &f.web_view_link {
+            v["webViewLink"] = json!(l);
         }
         v
     }

@@ -84,6 +84,7 @@ impl TestGraph {
 
 pub fn source(id: &str, version: u64) -> SourceRef {
     SourceRef {
+        link: String::new(),
         source_id: id.into(),
         version,
         origin: "folder:test".into(),
@@ -142,6 +143,7 @@ pub fn document(id: &str, version: u64, n: u32, entities: &[&str]) -> ParsedDocu
         })
         .collect();
     ParsedDocument {
+        document_unix_ms: 0,
         source: Some(source(id, version)),
         title: format!("Title of {id}"),
         chunks,

@@ -20,6 +20,7 @@ mod dates;
 mod gazetteer;
 pub(crate) mod lexicon;
 mod proper;
+mod question;
 mod topics;
 mod words;
 
@@ -35,6 +36,7 @@ use canonical::first_aside;
 use gazetteer::{is_first_name, is_place};
 use lexicon::{is_in, List};
 use proper::Span;
+pub use question::{name_forms, question_names, MAX_NAMES as MAX_QUESTION_NAMES};
 use topics::{Normalizer, PhraseCounter, TopicMatcher};
 use words::{is_capitalized, Word};
 

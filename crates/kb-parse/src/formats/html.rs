@@ -2,7 +2,8 @@
 //! `h1`-`h6`, paragraphs (any block element's inline text), list items (`- item`),
 //! preformatted text as code, tables as [`BlockKind::Table`] (one `cell | cell` line per
 //! row). Scripts, styles, templates, `noscript`, embedded SVG/MathML, form controls and
-//! `hidden` elements are dropped. The title is `<title>`, else the first heading.
+//! `hidden` elements are dropped. The title is `<title>`, else the first heading. The
+//! document's date comes from `<meta>` tags (see [`DATE_META`]).
 
 use ego_tree::iter::Edge;
 use ego_tree::NodeId;
@@ -120,6 +121,7 @@ impl FormatReader for HtmlReader {
             }
         }
         w.flush();
+        let date_unix_ms = meta_date(&html);
         let title = w.title.clone().or_else(|| {
             w.blocks.iter().find_map(|b| match b.kind {
                 BlockKind::Heading { .. } => Some(w.out[b.start..b.end].to_owned()),
@@ -131,6 +133,7 @@ impl FormatReader for HtmlReader {
             blocks: w.blocks,
             title,
             parser: None,
+            date_unix_ms,
         })
     }
 }
@@ -311,6 +314,49 @@ impl Walker {
 }
 
 /// Text of the first `<title>`.
+/// `<meta>` names and properties that date a page, most telling first (case-insensitive).
+const DATE_META: [&str; 7] = [
+    "article:published_time",
+    "date",
+    "dcterms.date",
+    "dcterms.created",
+    "dc.date",
+    "dc.date.created",
+    "citation_publication_date",
+];
+
+/// The date of the most telling `<meta name|property|itemprop=… content=…>` that holds one.
+fn meta_date(html: &Html) -> Option<i64> {
+    let mut best: Option<(usize, i64)> = None;
+    for node in html.tree.nodes() {
+        let Some(e) = node.value().as_element() else {
+            continue;
+        };
+        if e.name() != "meta" {
+            continue;
+        }
+        let Some(content) = e.attr("content") else {
+            continue;
+        };
+        let rank = ["name", "property", "itemprop"]
+            .into_iter()
+            .filter_map(|a| e.attr(a))
+            .filter_map(|key| {
+                DATE_META
+                    .iter()
+                    .position(|k| key.trim().eq_ignore_ascii_case(k))
+            })
+            .min();
+        let Some(rank) = rank.filter(|&r| best.is_none_or(|(b, _)| r < b)) else {
+            continue;
+        };
+        if let Some(date) = crate::document_date::from_value(content) {
+            best = Some((rank, date));
+        }
+    }
+    best.map(|(_, d)| d)
+}
+
 fn title_element(html: &Html) -> Option<String> {
     let node = html
         .tree

@@ -1,7 +1,8 @@
 //! Markdown, line by line: ATX (`## x`) and setext (`x` over `===`/`---`) headings, fenced
 //! code blocks, paragraphs separated by blank lines. Inline markup stays in the text (the
 //! embedding model copes with it); thematic breaks are dropped. YAML (`---`) or TOML (`+++`)
-//! front matter is metadata, not text: its `title` names the document, the rest is skipped.
+//! front matter is metadata, not text: its `title` names the document, its `date` (else
+//! `created`, `published`, `publishDate`, `pubDate`) dates it, the rest is skipped.
 
 use super::decode_text;
 use crate::error::ParseError;
@@ -22,6 +23,7 @@ impl FormatReader for MarkdownReader {
         let front = front_matter(&text);
         let body_start = front.as_ref().map_or(0, |f| f.end);
         let blocks = blocks(&text, body_start);
+        let date_unix_ms = front.as_ref().and_then(|f| f.date);
         let title = front.and_then(|f| f.title).or_else(|| {
             blocks
                 .iter()
@@ -33,6 +35,7 @@ impl FormatReader for MarkdownReader {
             blocks,
             title,
             parser: None,
+            date_unix_ms,
         })
     }
 }
@@ -48,18 +51,23 @@ pub(crate) fn clean_heading(s: &str) -> String {
 }
 
 /// Front matter at the very start of a document.
-struct FrontMatter {
+pub(crate) struct FrontMatter {
     /// Where the text after the closing marker line starts.
-    end: usize,
-    title: Option<String>,
+    pub end: usize,
+    pub title: Option<String>,
+    /// The document's date (Unix ms) from the first of [`DATE_KEYS`] that holds one.
+    pub date: Option<i64>,
 }
+
+/// Front matter keys that date a document, most telling first (case-insensitive).
+const DATE_KEYS: [&str; 5] = ["date", "created", "published", "publishdate", "pubdate"];
 
 /// Lines a front matter block may have before it is taken for something else.
 const MAX_FRONT_MATTER_LINES: usize = 100;
 
 /// `---` (YAML) or `+++` (TOML) alone on the first line, `key: value` / `key = value` lines,
 /// the same marker (or `...` for YAML) alone on a line.
-fn front_matter(text: &str) -> Option<FrontMatter> {
+pub(crate) fn front_matter(text: &str) -> Option<FrontMatter> {
     let mut lines = lines_with_offsets(text);
     let (_, first) = lines.next()?;
     let marker = first.trim_end();
@@ -69,12 +77,18 @@ fn front_matter(text: &str) -> Option<FrontMatter> {
         _ => return None,
     };
     let mut title = None;
+    // (rank in DATE_KEYS, date)
+    let mut date: Option<(usize, i64)> = None;
     let mut keys = 0;
     for (offset, line) in lines.take(MAX_FRONT_MATTER_LINES) {
         let trimmed = line.trim_end();
         if trimmed == marker || (marker == "---" && trimmed == "...") {
             let end = (offset + line.len() + 1).min(text.len());
-            return (keys > 0).then_some(FrontMatter { end, title });
+            return (keys > 0).then_some(FrontMatter {
+                end,
+                title,
+                date: date.map(|(_, d)| d),
+            });
         }
         let Some((key, value)) = line.split_once(separator) else {
             continue;
@@ -87,6 +101,13 @@ fn front_matter(text: &str) -> Option<FrontMatter> {
         if key.eq_ignore_ascii_case("title") {
             let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
             title = (!value.is_empty()).then(|| value.to_owned());
+        }
+        let rank = DATE_KEYS.iter().position(|k| key.eq_ignore_ascii_case(k));
+        if let Some(rank) = rank.filter(|&r| date.is_none_or(|(best, _)| r < best)) {
+            let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
+            if let Some(d) = crate::document_date::from_value(value) {
+                date = Some((rank, d));
+            }
         }
     }
     None

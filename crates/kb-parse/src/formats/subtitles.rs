@@ -70,6 +70,7 @@ impl FormatReader for SubtitleReader {
             blocks,
             title: None,
             parser: None,
+            date_unix_ms: None,
         })
     }
 }

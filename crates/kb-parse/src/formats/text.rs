@@ -1,4 +1,5 @@
-//! Plain text: paragraphs separated by blank lines.
+//! Plain text: paragraphs separated by blank lines. Front matter (as in Markdown) stays text
+//! but dates the document (see [`super::markdown::front_matter`]).
 
 use super::{decode_text, paragraphs};
 use crate::error::ParseError;
@@ -15,11 +16,13 @@ impl FormatReader for TextReader {
     fn read_limited(&self, bytes: &[u8], _: &Limits) -> Result<StructuredText, ParseError> {
         let text = decode_text(bytes)?;
         let blocks = paragraphs(&text, &BlockKind::Paragraph);
+        let date_unix_ms = super::markdown::front_matter(&text).and_then(|f| f.date);
         Ok(StructuredText {
             text,
             blocks,
             title: None,
             parser: None,
+            date_unix_ms,
         })
     }
 }

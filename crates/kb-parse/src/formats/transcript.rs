@@ -1,7 +1,8 @@
 //! Otter.ai-style meeting transcripts in text: each turn is a `Speaker Name  m:ss` (or
 //! `h:mm:ss`) line, the turn's text on the following lines, then a blank line. Text before
 //! the first turn is kept as paragraphs; a paragraph without a header continues the turn
-//! before it.
+//! before it. The first date in that preamble (Otter writes `Tue, Mar 14, 2023 10:02AM •
+//! 52:07` under the meeting's name) dates the document.
 
 use super::{decode_text, paragraphs};
 use crate::error::ParseError;
@@ -22,11 +23,13 @@ impl FormatReader for TranscriptReader {
     fn read_limited(&self, bytes: &[u8], _: &Limits) -> Result<StructuredText, ParseError> {
         let text = decode_text(bytes)?;
         let blocks = turns(&text);
+        let date_unix_ms = preamble_date(&text, &blocks);
         Ok(StructuredText {
             text,
             blocks,
             title: None,
             parser: None,
+            date_unix_ms,
         })
     }
 }
@@ -66,6 +69,16 @@ pub(crate) fn turns(text: &str) -> Vec<Block> {
     blocks
 }
 
+/// The first date (and time) in the blocks before the first turn (see
+/// [`crate::document_date::in_text`]); `None` without a turn.
+pub(crate) fn preamble_date(text: &str, blocks: &[Block]) -> Option<i64> {
+    let first_turn = blocks
+        .iter()
+        .position(|b| matches!(b.kind, BlockKind::Turn { .. }))?;
+    let end = blocks[..first_turn].last()?.end;
+    crate::document_date::in_text(text.get(..end)?)
+}
+
 /// `Speaker Name  12:34` → (`"Speaker Name"`, 754.0).
 pub(crate) fn parse_turn_header(line: &str) -> Option<(&str, f64)> {
     let line = line.trim();
@@ -76,6 +89,8 @@ pub(crate) fn parse_turn_header(line: &str) -> Option<(&str, f64)> {
         && speaker.chars().count() <= MAX_SPEAKER_CHARS
         && speaker.split_whitespace().count() <= MAX_SPEAKER_WORDS
         && !speaker.ends_with([',', ';', ':', '!', '?'])
+        // Otter's date line, `Tue, Mar 14, 2023 10:02AM • 52:07`, ends with the duration
+        && !speaker.ends_with(['•', '·', '|'])
         && !ends_with_sentence(speaker);
     plausible.then_some((speaker, seconds))
 }
@@ -181,6 +196,7 @@ mod tests {
         assert_eq!(parse_turn_header("We adjourned.  0:01"), None);
         assert_eq!(parse_turn_header("Note, see:  0:01"), None);
         assert_eq!(parse_turn_header("Ann 1:02:03:04"), None);
+        assert_eq!(parse_turn_header("Tue, Mar 14, 2023 10:02AM • 52:07"), None);
     }
 
     #[test]
@@ -210,6 +226,21 @@ mod tests {
                 "Bob@20:Bye.",
             ]
         );
+    }
+
+    #[test]
+    fn the_preamble_dates_the_transcript() {
+        let read = |src: &str| TranscriptReader.read(src.as_bytes()).unwrap();
+        // the date line in a paragraph of its own is no turn
+        let doc = read(
+            "Planning Sync\n\nTue, Mar 14, 2023 10:02AM • 52:07\n\nA  0:00\nhi\n\nB  0:03\nho\n",
+        );
+        assert_eq!(doc.date_unix_ms, Some(1_678_788_120_000));
+        assert!(matches!(doc.blocks[1].kind, BlockKind::Paragraph));
+        // a date in a turn is not the meeting's
+        let doc = read("Planning Sync\n\nA  0:00\nOn 2023-03-14.\n\nB  0:03\nho\n");
+        assert_eq!(doc.date_unix_ms, None);
+        assert_eq!(preamble_date("2023-03-14", &[]), None);
     }
 
     #[test]

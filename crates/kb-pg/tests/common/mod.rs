@@ -20,6 +20,7 @@ pub async fn fresh_store(dimensions: usize) -> (PgStore, String) {
 
 pub fn source(id: &str, version: u64) -> SourceRef {
     SourceRef {
+        link: String::new(),
         source_id: id.to_owned(),
         version,
         origin: "folder:inbox".to_owned(),
@@ -99,6 +100,7 @@ pub fn relation(from: &Entity, to: &Entity, relation_type: &str, weight: f32) ->
 
 pub fn document(source: SourceRef, chunks: Vec<Chunk>, dimensions: usize) -> ParsedDocument {
     ParsedDocument {
+        document_unix_ms: 0,
         title: format!("Title of {}", source.source_id),
         source: Some(source),
         chunks,

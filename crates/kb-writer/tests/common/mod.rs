@@ -84,6 +84,7 @@ pub fn spawn_writer<S: MirrorStore + 'static>(
 
 pub fn source(id: &str, version: u64) -> SourceRef {
     SourceRef {
+        link: String::new(),
         source_id: id.to_owned(),
         version,
         origin: "test".to_owned(),
@@ -175,6 +176,7 @@ pub fn document(id: &str, version: u64, chunks: u32, dimensions: usize) -> Parse
         })
         .collect();
     ParsedDocument {
+        document_unix_ms: 0,
         source: Some(source(id, version)),
         title: format!("{id} v{version}"),
         chunks,

@@ -162,6 +162,7 @@ impl DriveSource {
         let version = self.next_version(sid, prev).await?;
         let size = bytes.len() as u64;
         let source = SourceRef {
+            link: t.file.link(),
             source_id: sid.to_string(),
             version,
             origin: self.origin.clone(),
@@ -212,6 +213,7 @@ impl DriveSource {
     ) -> Result<Outcome, WatchError> {
         let started = Instant::now();
         let source = SourceRef {
+            link: t.file.link(),
             source_id: sid.to_string(),
             version: self.next_version(sid, prev).await?,
             origin: self.origin.clone(),

@@ -8,15 +8,22 @@
 //! turn's text in the next paragraphs) is read as a transcript: the same rules as the text
 //! export (see [`super::transcript`]), recognized by content; its parser is
 //! `transcript-docx/1`.
+//!
+//! The document's date is the first date in a transcript's preamble, else `dcterms:created`
+//! of the core properties (`docProps/core.xml`); core properties that cannot be read are
+//! ignored.
 
 mod body;
 mod styles;
 mod xml;
 
 use body::{Item, Para};
+use quick_xml::events::Event;
+use quick_xml::name::{Namespace, ResolveResult};
+use quick_xml::NsReader;
 use styles::{relationships, resolve_target, Styles};
 
-use super::transcript::{looks_like_transcript, parse_turn_header, turns};
+use super::transcript::{looks_like_transcript, parse_turn_header, preamble_date, turns};
 use super::zipfile::Archive;
 use crate::error::{ParseError, ParseErrorKind};
 use crate::limits::Limits;
@@ -31,7 +38,7 @@ impl FormatReader for DocxReader {
 
     fn read_limited(&self, bytes: &[u8], limits: &Limits) -> Result<StructuredText, ParseError> {
         let mut zip = Archive::open(bytes, "DOCX")?;
-        let main = main_part(&mut zip, limits)?;
+        let (main, core) = package_parts(&mut zip, limits)?;
         let Some(doc_xml) = zip.read(&main, limits)? else {
             return Err(ParseError::new(
                 ParseErrorKind::Corrupt,
@@ -74,6 +81,7 @@ impl FormatReader for DocxReader {
             .chain(read_kind("endnotes")?)
             .collect();
         let footers = read_kind("footer")?;
+        let created = created(&mut zip, &core, limits);
         if let Some(t) = as_transcript(&body) {
             // the turns, then what is not a turn: tables, headers, notes, footers
             let mut out = Builder {
@@ -87,6 +95,7 @@ impl FormatReader for DocxReader {
             return Ok(StructuredText {
                 text: out.text,
                 blocks: out.blocks,
+                date_unix_ms: t.date_unix_ms.or(created),
                 ..t
             });
         }
@@ -103,21 +112,60 @@ impl FormatReader for DocxReader {
             blocks: out.blocks,
             title,
             parser: None,
+            date_unix_ms: created,
         })
     }
 }
 
-/// The main document part named by the package relationships, else the usual name.
-fn main_part(zip: &mut Archive<'_>, limits: &Limits) -> Result<String, ParseError> {
-    if let Some(x) = zip.read("_rels/.rels", limits)? {
-        if let Some((_, target)) = relationships(&x, "_rels/.rels")?
-            .into_iter()
-            .find(|(k, _)| k == "officeDocument")
-        {
-            return Ok(resolve_target("", &target));
+/// The main document part and the core properties part named by the package
+/// relationships, else their usual names.
+fn package_parts(zip: &mut Archive<'_>, limits: &Limits) -> Result<(String, String), ParseError> {
+    let rels = match zip.read("_rels/.rels", limits)? {
+        Some(x) => relationships(&x, "_rels/.rels")?,
+        None => Vec::new(),
+    };
+    let find = |kind: &str, usual: &str| {
+        rels.iter()
+            .find(|(k, _)| k == kind)
+            .map_or_else(|| usual.to_owned(), |(_, t)| resolve_target("", t))
+    };
+    Ok((
+        find("officeDocument", "word/document.xml"),
+        find("core-properties", "docProps/core.xml"),
+    ))
+}
+
+/// `created` of python-docx's default template: every document that library makes without
+/// setting its core properties carries it; it dates the template, not the document.
+const PYTHON_DOCX_TEMPLATE_CREATED: &str = "2013-12-23T23:15:00Z";
+
+/// `dcterms:created` of the core properties part; `None` when it is missing, cannot be read
+/// (the date is a nicety, never a reason to fail) or is a template's.
+fn created(zip: &mut Archive<'_>, part: &str, limits: &Limits) -> Option<i64> {
+    const DCTERMS: &[u8] = b"http://purl.org/dc/terms/";
+    let xml = zip.read(part, limits).ok()??;
+    let mut reader = NsReader::from_reader(xml.as_slice());
+    let mut inside = false;
+    let mut value = String::new();
+    loop {
+        let (ns, event) = reader.read_resolved_event().ok()?;
+        let dcterms = matches!(ns, ResolveResult::Bound(Namespace(n)) if n == DCTERMS);
+        match event {
+            Event::Eof => return None,
+            Event::Start(e) if dcterms && e.local_name().as_ref() == b"created" => inside = true,
+            Event::Text(t) if inside => value.push_str(&t.decode().ok()?),
+            Event::End(_) if inside => {
+                let value = value.trim();
+                return (value != PYTHON_DOCX_TEMPLATE_CREATED)
+                    .then(|| crate::document_date::from_value(value))
+                    .flatten();
+            }
+            _ => {}
+        }
+        if value.len() > 256 {
+            return None;
         }
     }
-    Ok("word/document.xml".to_owned())
 }
 
 #[derive(Default)]
@@ -220,10 +268,12 @@ fn as_transcript(body: &[Item]) -> Option<StructuredText> {
         .iter()
         .find(|p| p.level.is_some())
         .map(|p| one_line(&p.text));
+    let date_unix_ms = preamble_date(&text, &blocks);
     Some(StructuredText {
         text,
         blocks,
         title,
         parser: Some("transcript-docx/1"),
+        date_unix_ms,
     })
 }

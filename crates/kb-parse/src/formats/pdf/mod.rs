@@ -9,6 +9,7 @@
 //! cannot read (it panics on some malformed fonts and operators) is skipped; when no page
 //! can be read the PDF is `Corrupt`. A PDF without any text (a scan) ends as `Empty`.
 //! The interpreter runs on its own thread with a large stack, as it recurses into forms.
+//! The document's date is `/CreationDate` of the Info dictionary, when it reads as a date.
 
 mod bidi;
 mod glyphs;
@@ -83,8 +84,35 @@ impl FormatReader for PdfReader {
                 pages.len()
             )));
         }
-        Ok(assemble(page_glyphs))
+        Ok(StructuredText {
+            date_unix_ms: creation_date(&doc),
+            ..assemble(page_glyphs)
+        })
     }
+}
+
+/// `/CreationDate` of the trailer's Info dictionary (a text string: PDFDocEncoding or UTF-16BE
+/// with a byte order mark).
+fn creation_date(doc: &Document) -> Option<i64> {
+    let info = doc.trailer.get(b"Info").ok()?;
+    let (_, info) = doc.dereference(info).ok()?;
+    let value = info.as_dict().ok()?.get(b"CreationDate").ok()?;
+    let (_, value) = doc.dereference(value).ok()?;
+    let bytes = value.as_str().ok()?;
+    let text = match bytes.strip_prefix(b"\xfe\xff") {
+        Some(utf16) => String::from_utf16_lossy(
+            &utf16
+                .chunks_exact(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .collect::<Vec<_>>(),
+        ),
+        // dates are ASCII; anything else is not part of one
+        None => bytes
+            .iter()
+            .map(|&b| if b.is_ascii() { char::from(b) } else { '?' })
+            .collect(),
+    };
+    crate::document_date::from_pdf(&text)
 }
 
 fn corrupt(message: impl Into<String>) -> ParseError {
@@ -226,6 +254,7 @@ fn assemble(pages: Vec<Vec<glyphs::Glyph>>) -> StructuredText {
         blocks,
         title,
         parser: None,
+        date_unix_ms: None,
     }
 }
 

@@ -3,18 +3,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kb_core::settings::EmbedderSettings;
-use kb_core::Settings;
-use kb_embed::{
+use crate::{
     resolve_api_key, DispatchConfig, EmbedError, Embedder, LocalModel, LocalModelConfig,
     RemoteConfig, RemoteEmbedder, RemoteKind,
 };
+use kb_core::settings::EmbedderSettings;
+use kb_core::Settings;
 
 /// The configured provider, bare (no batching, retries or cache): what `kb search` uses for
 /// one query. Loads the local model (blocking, ~1 s) or builds the HTTP client; sends nothing
 /// to a remote service.
-pub fn load_embedder(settings: &Settings) -> anyhow::Result<Arc<dyn Embedder>> {
-    Ok(provider(&settings.embedder)?)
+pub fn load_embedder(settings: &Settings) -> Result<Arc<dyn Embedder>, EmbedError> {
+    provider(&settings.embedder)
 }
 
 fn provider(e: &EmbedderSettings) -> Result<Arc<dyn Embedder>, EmbedError> {

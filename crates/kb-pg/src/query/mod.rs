@@ -1,0 +1,161 @@
+//! The read side of the Postgres mirror ([`kb_store::read`]): nearest chunks over the HNSW
+//! index, full-text search, the entity tables, whole documents. Filters apply in every query.
+
+mod entities;
+mod filter;
+mod keyword;
+mod rows;
+
+use kb_store::read::{
+    ChunkFilter, ChunkHit, Document, DocumentStore, EntityIndex, EntityStats, Neighbour, TextIndex,
+};
+use kb_store::StoreError;
+use pgvector::Vector;
+use sqlx::{PgPool, Postgres, QueryBuilder};
+
+use crate::error::store_error;
+use crate::PgStore;
+use rows::{ChunkRow, SourceRow, CHUNK_COLUMNS, SOURCE_COLUMNS};
+
+pub use keyword::TS_CONFIG;
+
+async fn nearest(
+    pool: &PgPool,
+    dimensions: usize,
+    vector: &[f32],
+    filter: &ChunkFilter,
+    k: usize,
+) -> Result<Vec<ChunkHit>, StoreError> {
+    if vector.len() != dimensions {
+        return Err(StoreError::permanent(format!(
+            "the query vector has {} dimensions, the store {dimensions}",
+            vector.len()
+        )));
+    }
+    if k == 0 {
+        return Ok(Vec::new());
+    }
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(|e| store_error("vector search: begin", e))?;
+    // HNSW returns at most ef_search candidates (default 40): widen it for larger k. With a
+    // filter, an iterative scan (pgvector 0.8) keeps reading the graph until k rows pass it,
+    // instead of returning the few of the first ef_search that do.
+    let ef_search = k.clamp(40, 1000);
+    let iterative = if filter.is_empty() {
+        "off"
+    } else {
+        "relaxed_order"
+    };
+    sqlx::query(
+        "SELECT set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', $2, true)",
+    )
+    .bind(ef_search.to_string())
+    .bind(iterative)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| store_error("vector search: settings", e))?;
+    let embedding = Vector::from(vector.to_vec());
+    let mut qb = QueryBuilder::<Postgres>::new("SELECT ");
+    qb.push(CHUNK_COLUMNS)
+        .push(SOURCE_COLUMNS)
+        .push(", (1 - (c.embedding <=> ")
+        .push_bind(embedding.clone())
+        .push("))::float8 AS score FROM chunks c JOIN sources s ON s.source_id = c.source_id WHERE c.embedding IS NOT NULL");
+    filter::push(&mut qb, filter);
+    qb.push(" ORDER BY c.embedding <=> ")
+        .push_bind(embedding)
+        .push(" LIMIT ")
+        .push_bind(i64::try_from(k).unwrap_or(i64::MAX));
+    let rows: Vec<ChunkRow> = qb
+        .build_query_as()
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| store_error("vector search", e))?;
+    tx.rollback()
+        .await
+        .map_err(|e| store_error("vector search: end", e))?;
+    let mut hits: Vec<ChunkHit> = rows.into_iter().map(ChunkHit::from).collect();
+    // relaxed_order may return rows slightly out of order
+    hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+    Ok(hits)
+}
+
+async fn document(pool: &PgPool, source_id: &str) -> Result<Option<Document>, StoreError> {
+    let source: Option<SourceRow> = sqlx::query_as(&format!(
+        "SELECT {SOURCE_COLUMNS} FROM sources s WHERE s.source_id = $1"
+    ))
+    .bind(source_id)
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| store_error("reading a source", e))?;
+    let Some(source) = source else {
+        return Ok(None);
+    };
+    let rows: Vec<ChunkRow> = sqlx::query_as(&format!(
+        "SELECT {CHUNK_COLUMNS}{SOURCE_COLUMNS}, 0::float8 AS score
+         FROM chunks c JOIN sources s ON s.source_id = c.source_id
+         WHERE c.source_id = $1 ORDER BY c.chunk_index"
+    ))
+    .bind(source_id)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| store_error("reading a source's chunks", e))?;
+    Ok(Some(Document {
+        source: source.into(),
+        chunks: rows.into_iter().map(ChunkHit::from).collect(),
+    }))
+}
+
+#[async_trait::async_trait]
+impl TextIndex for PgStore {
+    async fn nearest(
+        &self,
+        vector: &[f32],
+        filter: &ChunkFilter,
+        k: usize,
+    ) -> Result<Vec<ChunkHit>, StoreError> {
+        nearest(&self.pool, self.dimensions, vector, filter, k).await
+    }
+
+    async fn keyword(
+        &self,
+        query: &str,
+        filter: &ChunkFilter,
+        k: usize,
+    ) -> Result<Vec<ChunkHit>, StoreError> {
+        keyword::keyword(&self.pool, query, filter, k).await
+    }
+}
+
+#[async_trait::async_trait]
+impl EntityIndex for PgStore {
+    async fn resolve(&self, canonical_names: &[String]) -> Result<Vec<EntityStats>, StoreError> {
+        entities::resolve(&self.pool, canonical_names).await
+    }
+
+    async fn neighbours(
+        &self,
+        entity_ids: &[String],
+        limit: usize,
+    ) -> Result<Vec<Neighbour>, StoreError> {
+        entities::neighbours(&self.pool, entity_ids, limit).await
+    }
+
+    async fn mentioning(
+        &self,
+        weights: &[(String, f64)],
+        filter: &ChunkFilter,
+        k: usize,
+    ) -> Result<Vec<ChunkHit>, StoreError> {
+        entities::mentioning(&self.pool, weights, filter, k).await
+    }
+}
+
+#[async_trait::async_trait]
+impl DocumentStore for PgStore {
+    async fn document(&self, source_id: &str) -> Result<Option<Document>, StoreError> {
+        document(&self.pool, source_id).await
+    }
+}

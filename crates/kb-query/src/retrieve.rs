@@ -1,0 +1,242 @@
+//! The retrievers, each against the store that serves it best, with the other store as a
+//! stand-in when that one is away:
+//!
+//! | retriever | from | when its store is away |
+//! | --- | --- | --- |
+//! | vector | Postgres (pgvector HNSW) | nothing stands in |
+//! | keyword | Postgres (full text) | the graph's text scan |
+//! | graph | the graph over Bolt | Postgres's copy of the entities and relations |
+//!
+//! A stand-in's answer still marks its retriever degraded: the result is not what the
+//! retriever would have given.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use kb_embed::Embedder;
+use kb_store::read::{ChunkFilter, ChunkHit, EntityIndex, EntityStats, Neighbour};
+use kb_store::StoreError;
+
+use crate::api::{EntityOut, NeighbourOut};
+use crate::engine::{GraphSide, PgSide};
+use crate::question::{self, NEIGHBOUR_SHARE};
+use crate::slot::{Away, Slot};
+
+/// What one retriever produced.
+pub(crate) struct Outcome {
+    pub hits: Vec<ChunkHit>,
+    /// False when the retriever's own store did not answer (a stand-in may have).
+    pub whole: bool,
+}
+
+impl Outcome {
+    fn failed() -> Self {
+        Self {
+            hits: Vec::new(),
+            whole: false,
+        }
+    }
+}
+
+pub(crate) async fn vector(
+    pg: &Slot<dyn PgSide>,
+    embedder: Option<&Arc<dyn Embedder>>,
+    query: &str,
+    filter: &ChunkFilter,
+    depth: usize,
+) -> Outcome {
+    let Some(embedder) = embedder else {
+        return Outcome::failed();
+    };
+    if !pg.is_up() {
+        return Outcome::failed();
+    }
+    let vector = match embedder.embed(&[query.to_owned()]).await {
+        Ok(mut v) if v.len() == 1 => v.remove(0),
+        Ok(_) => return Outcome::failed(),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not embed the query");
+            return Outcome::failed();
+        }
+    };
+    match pg
+        .call(|s| async move { s.nearest(&vector, filter, depth).await })
+        .await
+    {
+        Ok(hits) => Outcome { hits, whole: true },
+        Err(Away(_)) => Outcome::failed(),
+    }
+}
+
+pub(crate) async fn keyword(
+    pg: &Slot<dyn PgSide>,
+    graph: &Slot<dyn GraphSide>,
+    query: &str,
+    filter: &ChunkFilter,
+    depth: usize,
+) -> Outcome {
+    if let Ok(hits) = pg
+        .call(|s| async move { s.keyword(query, filter, depth).await })
+        .await
+    {
+        return Outcome { hits, whole: true };
+    }
+    let words = question::scan_words(query);
+    let hits = graph
+        .call(|g| async move { g.scan(&words, filter, depth).await })
+        .await
+        .unwrap_or_default();
+    Outcome { hits, whole: false }
+}
+
+/// Entities of the question with their neighbours, and (when `chunks`) the chunks that
+/// mention them and then their neighbours.
+pub(crate) struct GraphAnswer {
+    pub outcome: Outcome,
+    pub entities: Vec<EntityOut>,
+}
+
+pub(crate) async fn graph(
+    pg: &Slot<dyn PgSide>,
+    graph: &Slot<dyn GraphSide>,
+    names: &[String],
+    filter: &ChunkFilter,
+    depth: usize,
+    max_neighbours: usize,
+    chunks: bool,
+) -> GraphAnswer {
+    let on_graph = graph
+        .call(|g| async move {
+            entity_walk(g.as_ref(), names, filter, depth, max_neighbours, chunks).await
+        })
+        .await;
+    let (walk, whole) = match on_graph {
+        Ok(walk) => (Some(walk), true),
+        Err(_) => (
+            pg.call(|s| async move {
+                entity_walk(s.as_ref(), names, filter, depth, max_neighbours, chunks).await
+            })
+            .await
+            .ok(),
+            false,
+        ),
+    };
+    match walk {
+        Some((hits, entities)) => GraphAnswer {
+            outcome: Outcome { hits, whole },
+            entities,
+        },
+        None => GraphAnswer {
+            outcome: Outcome::failed(),
+            entities: Vec::new(),
+        },
+    }
+}
+
+/// The walk itself, on whichever store holds the entities.
+async fn entity_walk<E: EntityIndex + ?Sized>(
+    index: &E,
+    names: &[String],
+    filter: &ChunkFilter,
+    depth: usize,
+    max_neighbours: usize,
+    chunks: bool,
+) -> Result<(Vec<ChunkHit>, Vec<EntityOut>), StoreError> {
+    let found = index.resolve(names).await?;
+    let weighted = question::weigh(&found);
+    if weighted.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let ids: Vec<String> = weighted
+        .iter()
+        .map(|(e, _)| e.entity.entity_id.clone())
+        .collect();
+    let neighbours = index.neighbours(&ids, max_neighbours).await?;
+    let entities = context(&weighted, &neighbours);
+    if !chunks {
+        return Ok((Vec::new(), entities));
+    }
+    let direct: Vec<(String, f64)> = weighted
+        .iter()
+        .map(|(e, w)| (e.entity.entity_id.clone(), *w))
+        .collect();
+    let mut hits = index.mentioning(&direct, filter, depth).await?;
+    if hits.len() < depth {
+        let related = neighbour_weights(&weighted, &neighbours);
+        if !related.is_empty() {
+            let seen: HashSet<String> = hits.iter().map(|h| h.chunk_id.clone()).collect();
+            let more = index.mentioning(&related, filter, depth).await?;
+            hits.extend(
+                more.into_iter()
+                    .filter(|h| !seen.contains(&h.chunk_id))
+                    .take(depth.saturating_sub(seen.len())),
+            );
+        }
+    }
+    Ok((hits, entities))
+}
+
+/// Neighbours not named in the question, each with a share of its strongest parent's weight
+/// scaled by the relation's strength.
+fn neighbour_weights(
+    weighted: &[(EntityStats, f64)],
+    neighbours: &[Neighbour],
+) -> Vec<(String, f64)> {
+    let named: HashSet<&str> = weighted
+        .iter()
+        .map(|(e, _)| e.entity.entity_id.as_str())
+        .collect();
+    let max_rel = neighbours
+        .iter()
+        .map(|n| n.weight)
+        .fold(0.0f64, f64::max)
+        .max(f64::MIN_POSITIVE);
+    let mut out: Vec<(String, f64)> = Vec::new();
+    for n in neighbours {
+        if named.contains(n.entity.entity_id.as_str()) {
+            continue;
+        }
+        let parent = weighted
+            .iter()
+            .find(|(e, _)| e.entity.entity_id == n.of)
+            .map_or(0.0, |(_, w)| *w);
+        let w = parent * NEIGHBOUR_SHARE * (n.weight / max_rel);
+        match out.iter_mut().find(|(id, _)| *id == n.entity.entity_id) {
+            Some((_, existing)) => *existing = existing.max(w),
+            None => out.push((n.entity.entity_id.clone(), w)),
+        }
+    }
+    out.retain(|(_, w)| *w > 0.0);
+    out
+}
+
+/// The context block: each entity found, with its relations.
+fn context(weighted: &[(EntityStats, f64)], neighbours: &[Neighbour]) -> Vec<EntityOut> {
+    weighted
+        .iter()
+        .map(|(e, _)| EntityOut {
+            entity_id: e.entity.entity_id.clone(),
+            name: e.entity.name.clone(),
+            canonical_name: e.entity.canonical_name.clone(),
+            entity_type: e.entity.entity_type.clone(),
+            chunks: e.chunks,
+            sources: e.sources,
+            neighbours: neighbours
+                .iter()
+                .filter(|n| n.of == e.entity.entity_id)
+                .map(neighbour_out)
+                .collect(),
+        })
+        .collect()
+}
+
+pub(crate) fn neighbour_out(n: &Neighbour) -> NeighbourOut {
+    NeighbourOut {
+        name: n.entity.name.clone(),
+        canonical_name: n.entity.canonical_name.clone(),
+        entity_type: n.entity.entity_type.clone(),
+        relation: n.relation.clone(),
+        direction: n.direction.to_owned(),
+        weight: n.weight,
+    }
+}

@@ -1,5 +1,5 @@
 # kb-mirror: the two commands are `make up` and `make test` (see README.md).
-.PHONY: up test lint fmt build stack-install stack-start stack-stop stack-status bench-retrieval bench-embed bench-writers
+.PHONY: up test lint fmt build stack-install stack-start stack-stop stack-status bench-retrieval bench-embed bench-writers bench-query
 
 up:            ## run the whole system on a local stack, watching ./inbox (KB_WATCH_DIR)
 	deploy/local/up
@@ -33,3 +33,5 @@ bench-embed:     ## local model vs Python sentence-transformers; 1/2/4 embedder 
 	deploy/local/bench embed
 bench-writers:   ## pg-writer and graph-writer vs raw COPY / UNWIND MERGE; replay
 	deploy/local/bench writers
+bench-query:     ## recall/MRR per search mode; kb-query p50/p99/qps at 1/8/32 clients vs raw pgbench ANN
+	deploy/local/bench query

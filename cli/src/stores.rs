@@ -12,13 +12,15 @@ pub async fn postgres_with(
     max_connections: u32,
 ) -> anyhow::Result<kb_pg::PgStore> {
     settings.validate(&[Component::Postgres])?;
-    let pg = &settings.postgres;
-    Ok(kb_pg::PgStore::connect(
-        pg.url.expose(),
-        settings.embedder.dimensions,
-        pg.max_connections.min(max_connections.max(1)),
-    )
-    .await?)
+    // The writers' TLS mode, root certificate and timeouts, with a smaller pool.
+    let pg = kb_core::settings::PostgresSettings {
+        max_connections: settings
+            .postgres
+            .max_connections
+            .min(max_connections.max(1)),
+        ..settings.postgres.clone()
+    };
+    Ok(kb_pg::PgStore::from_settings(&pg, settings.embedder.dimensions).await?)
 }
 
 pub async fn graph(settings: &Settings) -> anyhow::Result<kb_graph::GraphStore> {
@@ -31,15 +33,11 @@ pub async fn graph_with(
     max_connections: usize,
 ) -> anyhow::Result<kb_graph::GraphStore> {
     settings.validate(&[Component::Neo4j])?;
-    let n = &settings.neo4j;
-    Ok(kb_graph::GraphStore::connect(&kb_graph::GraphConfig {
-        uri: n.uri.clone(),
-        user: n.user.clone(),
-        password: n.password.expose().to_string(),
-        database: n.database.clone(),
-        max_connections: n.max_connections.min(max_connections.max(1)),
-    })
-    .await?)
+    let n = kb_core::settings::Neo4jSettings {
+        max_connections: settings.neo4j.max_connections.min(max_connections.max(1)),
+        ..settings.neo4j.clone()
+    };
+    Ok(kb_graph::GraphStore::from_settings(&n).await?)
 }
 
 /// The writers that are switched on, by consumer name.

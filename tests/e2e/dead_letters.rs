@@ -203,3 +203,103 @@ async fn dead_letters_are_listed_shown_and_retried_after_a_fix() -> anyhow::Resu
 fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// Issue 15, item 4: a retried parser dead letter is parsed again. The retry is a new version
+/// of the same content (the mirror already holds the FAILED record at the old one), reserved
+/// with the file's version authority so the watcher never reuses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parser_dead_letter_retried_after_raising_a_limit_is_parsed_and_ok_in_both_stores(
+) -> anyhow::Result<()> {
+    let mut p = Pipeline::new().await?;
+    p.start_instance(
+        "parser",
+        "parser",
+        &[("KB_PARSER__MAX_BYTES".to_string(), "2000".to_string())],
+    )?;
+    for s in ["embedder", "pg-writer", "graph-writer"] {
+        p.start(s)?;
+    }
+    let js = jetstream(&p).await?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("notes.md");
+    let text: String = (0..100)
+        .map(|i| format!("Paragraph {i}: the committee reviewed budget line {i} and agreed.\n\n"))
+        .collect();
+    assert!(text.len() > 5000, "{}", text.len());
+    std::fs::write(&file, &text)?;
+    let file_arg = file.display().to_string();
+    // Bodies above 1 KiB go through the object store, so the retry has to carry one over.
+    let small = [("KB_NATS__INLINE_MAX_BYTES", "1024")];
+    let ingest = ["ingest", "--json", "--timeout", "120", file_arg.as_str()];
+    let out = kb_with(&p, &small, &ingest)?;
+    let report = json(&out)?;
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    assert_eq!(report["files"][0]["status"], "failed", "{report:#}");
+    let sid = report["files"][0]["source_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let v1 = report["files"][0]["version"].as_u64().unwrap_or_default();
+    let l = wait_list(&p, 1).await?;
+    assert_eq!(ids_of(&l, "too_large", "parser").len(), 1, "{l:#?}");
+    p.wait_for("the failure in both stores", WAIT, |s| {
+        s.iter().any(|x| x.source_id == sid && x.status == "failed")
+    })
+    .await?;
+
+    // The limit goes up; the dead letter is retried.
+    p.stop("parser")?;
+    p.start("parser")?;
+    let out = kb_with(&p, &small, &["dead-letters", "retry", "--all", "--json"])?;
+    let retried = json(&out)?;
+    assert!(out.status.success(), "{retried:#}");
+    assert_eq!(retried[0]["outcome"], "republished", "{retried:#}");
+
+    // The parser parses it (a version above the FAILED one), and both stores hold it.
+    // The retried message is in KB_SOURCE (a work queue) once the command returns: when the
+    // queue is empty the parser has consumed it, and its progress follows at once.
+    let progress = kb_stream::Progress::new(js.topo.progress.clone());
+    let deadline = Instant::now() + WAIT;
+    let mut consumed_at = None;
+    let parsed = loop {
+        let rec = progress.get("parser", &sid).await?;
+        if let Some(rec) = rec
+            .as_ref()
+            .filter(|r| r.status == "parsed" && r.version > v1)
+        {
+            break rec.clone();
+        }
+        if js.topo.source.get_info().await?.state.messages == 0 {
+            let since = *consumed_at.get_or_insert_with(Instant::now);
+            anyhow::ensure!(
+                since.elapsed() < Duration::from_secs(10),
+                "the retry was consumed but not parsed (progress {rec:?})\n{}",
+                p.logs()
+            );
+        }
+        anyhow::ensure!(Instant::now() < deadline, "never parsed\n{}", p.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let (pg, graph) = p
+        .wait_for("the retried document in both stores", WAIT, |s| {
+            s.iter()
+                .any(|x| x.source_id == sid && x.status == "ok" && x.chunks > 0)
+        })
+        .await?;
+    assert_eq!(pg, graph);
+    assert!(pg
+        .iter()
+        .all(|x| x.source_id != sid || x.version == parsed.version));
+    assert_eq!(list(&p)?.len(), 0, "the dead letter is gone");
+
+    // The retry's version is the file's: ingesting the unchanged file finds it done.
+    let out = kb_with(&p, &small, &ingest)?;
+    let report = json(&out)?;
+    assert!(out.status.success(), "{report:#}");
+    assert_eq!(report["files"][0]["status"], "ok", "{report:#}");
+    assert_eq!(report["files"][0]["version"], parsed.version, "{report:#}");
+    for s in ["parser", "embedder", "pg-writer", "graph-writer"] {
+        p.stop(s)?;
+    }
+    Ok(())
+}

@@ -2,12 +2,7 @@
 //! through the real services (`kb ingest`), then recall@5 and recall@10 of every
 //! `NAME.queries.json` question against the stored chunks. Prints a table, then `key=value` lines.
 
-mod corpus;
-mod parse_speed;
-mod pipeline;
-mod recall;
-
-use std::path::PathBuf;
+use kb_bench_retrieval::{corpus, corpus_dir, parse_speed, pipeline, recall};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
@@ -86,11 +81,4 @@ async fn main() -> anyhow::Result<()> {
         println!("{k}={v}");
     }
     Ok(())
-}
-
-/// `KB_BENCH_CORPUS`, else the shared corpus beside the repository.
-fn corpus_dir() -> PathBuf {
-    std::env::var_os("KB_BENCH_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"))
 }

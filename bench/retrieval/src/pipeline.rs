@@ -54,7 +54,9 @@ struct IngestReport {
     files: Vec<IngestFile>,
 }
 
-fn bin_dir() -> PathBuf {
+/// Where the release binaries are: `KB_BENCH_TARGET_DIR` (set by `deploy/local/bench`), else
+/// the workspace's `target/release`.
+pub fn bin_dir() -> PathBuf {
     std::env::var_os("KB_BENCH_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/release"))
@@ -76,8 +78,9 @@ fn spawn(bin: &Path, logs: &Path, name: &str) -> anyhow::Result<Child> {
 }
 
 pub async fn ingest(transcripts: &[Transcript]) -> anyhow::Result<Ingested> {
-    let url = std::env::var("KB_POSTGRES_URL")
-        .context("KB_POSTGRES_URL is not set: run through `make bench-retrieval`")?;
+    let url = std::env::var("KB_POSTGRES_URL").context(
+        "KB_POSTGRES_URL is not set: run through `make bench-retrieval` (deploy/local/bench)",
+    )?;
     let bin = bin_dir();
     let logs = tempfile::Builder::new()
         .prefix("kb-bench-retrieval-")

@@ -103,13 +103,25 @@ async fn top_chunks(
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
-fn score(ranks: &[Option<usize>]) -> Recall {
+/// recall@5 and recall@10 of first-hit ranks (`None`: no hit in the list).
+pub fn score(ranks: &[Option<usize>]) -> Recall {
     let n = ranks.len().max(1) as f64;
     let within = |k| ranks.iter().filter(|r| r.is_some_and(|r| r <= k)).count() as f64 / n;
     Recall {
         at5: within(5),
         at10: within(10),
     }
+}
+
+/// Mean reciprocal rank of first-hit ranks, counting only ranks up to `k` (MRR@k).
+pub fn mrr(ranks: &[Option<usize>], k: usize) -> f64 {
+    let n = ranks.len().max(1) as f64;
+    ranks
+        .iter()
+        .filter_map(|r| r.filter(|r| *r >= 1 && *r <= k))
+        .map(|r| 1.0 / r as f64)
+        .sum::<f64>()
+        / n
 }
 
 pub async fn evaluate(ingested: &Ingested, transcripts: &[Transcript]) -> anyhow::Result<Report> {
@@ -188,6 +200,10 @@ mod tests {
     fn recall_counts_ranks_within_k() {
         let r = score(&[Some(1), Some(7), None, Some(5)]);
         assert_eq!((r.at5, r.at10), (0.5, 0.75));
+        assert_eq!(
+            mrr(&[Some(1), Some(4), None, Some(11)], 10),
+            (1.0 + 0.25) / 4.0
+        );
         let chunks = vec!["nothing here".to_string(), format!("x {TURN}")];
         assert_eq!(first_hit(&chunks, &[TURN]), Some(2));
     }

@@ -1,10 +1,20 @@
 //! `kb dead-letters list|show ID|retry ID...|retry --all`: what failed for good, why, and
 //! sending it again once the cause is fixed.
 //!
-//! A dead letter's ID is its sequence number in `KB_DLQ`. Retrying republishes the original
-//! payload and headers to the original subject, then deletes the dead letter. On the mirror
-//! stream a retry keeps last-writer-wins: if the subject already holds a newer version the old
-//! message is not republished (it would roll the log back) and the dead letter, obsolete, goes.
+//! A dead letter's ID is its sequence number in `KB_DLQ`. Retrying sends the original message
+//! again, then deletes the dead letter:
+//!
+//! - a stage's input (`kb.v1.source.*`, `kb.v1.parsed.*`: a parser or embedder dead letter) is
+//!   sent as a **new version of the same content**: the mirror already holds the FAILED record
+//!   of the old version, which would make the old one "superseded". The version is reserved
+//!   with the source's version authority (the watcher's `kb_watch` entry for `folder:<n>` and
+//!   `file` origins, the Drive state for `drive:<n>`), so the watcher never gives it to other
+//!   content, and the body is stored again under a name of its own (the GC's rule: a new
+//!   reference is only made to a body just stored). If the source changed or was deleted since,
+//!   or the mirror moved past the version, the dead letter is obsolete (`superseded`);
+//! - on the mirror stream a retry keeps last-writer-wins: if the subject already holds a newer
+//!   version the old message is not republished (it would roll the log back) and the dead
+//!   letter, obsolete, goes.
 
 use async_nats::jetstream::consumer::pull;
 use async_nats::jetstream::context::PublishErrorKind;
@@ -12,9 +22,15 @@ use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::{LastRawMessageErrorKind, Stream as JsStream};
 use async_nats::HeaderMap;
 use futures::StreamExt;
+use kb_core::display::clean;
 use kb_core::{Component, Settings};
-use kb_proto::{DeadLetter, Message, MirrorEvent};
-use kb_stream::{subjects, Topology};
+use kb_proto::{
+    Blob, DeadLetter, Message, MirrorEvent, ParsedDocument, ParsedEvent, SourceEvent, SourceRef,
+};
+use kb_stream::{subjects, Header, Publisher, Topology};
+use kb_watcher::drive::{DriveFileState, DriveStore};
+use kb_watcher::state::{FileState, WatchState};
+use kb_watcher::WatchErrorKind;
 use serde::Serialize;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -93,18 +109,20 @@ struct MirrorSummary {
 #[derive(Serialize)]
 struct Retried {
     id: u64,
-    /// `republished`, `superseded` (the mirror holds a newer version; nothing sent), `not_found`
-    /// or `error`.
+    /// `republished`, `superseded` (the source moved on; nothing sent), `not_found` or `error`.
     outcome: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     subject: Option<String>,
+    /// The version sent: a stage's input is sent as a new version of the same content.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
 
 pub async fn run(settings: &Settings, action: Action) -> anyhow::Result<ExitCode> {
     settings.validate(&[Component::Nats])?;
-    let (_client, js) = kb_stream::connect(&settings.nats.url, "kb-dead-letters").await?;
+    let (_client, js) = kb_stream::connect(&settings.nats, "kb-dead-letters").await?;
     let topo = kb_stream::topology::ensure(&js).await?;
     match action {
         Action::List { stage, json } => {
@@ -154,16 +172,21 @@ pub async fn run(settings: &Settings, action: Action) -> anyhow::Result<ExitCode
             // consumer of the subject, so identical originals are sent once.
             let mut sent = std::collections::HashSet::new();
             let mut results = Vec::new();
+            let publisher = Publisher::new(&topo, settings.nats.inline_max_bytes);
             for id in ids {
-                results.push(retry(&topo, id, &mut sent).await);
+                results.push(retry(&topo, &publisher, id, &mut sent).await);
             }
             if json {
                 println!("{}", serde_json::to_string_pretty(&results)?);
             } else {
                 for r in &results {
+                    let version = r
+                        .version
+                        .map(|v| format!(" as version {v}"))
+                        .unwrap_or_default();
                     match (&r.subject, &r.error) {
-                        (_, Some(e)) => println!("{}  {}: {e}", r.id, r.outcome),
-                        (Some(s), None) => println!("{}  {} to {s}", r.id, r.outcome),
+                        (_, Some(e)) => println!("{}  {}: {}", r.id, r.outcome, clean(e)),
+                        (Some(s), None) => println!("{}  {} to {s}{version}", r.id, r.outcome),
                         (None, None) => println!("{}  {}", r.id, r.outcome),
                     }
                 }
@@ -316,12 +339,12 @@ fn print_list(entries: &[Entry]) {
         println!(
             "{:>6}  {:<12}  {:<32}  {:<18}  {:<24}  {:>5}  {}",
             e.id,
-            e.stage,
-            e.source_id,
-            e.error_kind,
+            clean(&e.stage),
+            clean(&e.source_id),
+            clean(&e.error_kind),
             e.failed_at,
             e.deliveries,
-            reason.replace('\n', " ")
+            clean(&reason.replace('\n', " "))
         );
     }
 }
@@ -329,22 +352,22 @@ fn print_list(entries: &[Entry]) {
 fn print_full(f: &Full, payload: &[u8]) {
     let e = &f.entry;
     println!("dead letter {}", e.id);
-    println!("  stage             {}", e.stage);
-    println!("  source            {}", e.source_id);
+    println!("  stage             {}", clean(&e.stage));
+    println!("  source            {}", clean(&e.source_id));
     if let Some(p) = &e.path {
-        println!("  path              {p}");
+        println!("  path              {}", clean(p));
     }
     if let Some(v) = e.version {
         println!("  version           {v}");
     }
-    println!("  error kind        {}", e.error_kind);
+    println!("  error kind        {}", clean(&e.error_kind));
     println!("  failed at         {}", e.failed_at);
     println!("  deliveries        {}", e.deliveries);
-    println!("  original subject  {}", e.original_subject);
-    println!("  reason            {}", e.reason);
+    println!("  original subject  {}", clean(&e.original_subject));
+    println!("  reason            {}", clean(&e.reason));
     println!("  original headers");
     for h in &f.original_headers {
-        println!("    {h}");
+        println!("    {}", clean(h));
     }
     match &f.original_mirror_event {
         Some(m) => println!(
@@ -381,63 +404,215 @@ fn retry_headers(dl: &DeadLetter, id: u64) -> HeaderMap {
     let mut headers = HeaderMap::new();
     for line in &dl.original_headers {
         if let Some((name, value)) = line.split_once(": ") {
-            if name.to_ascii_lowercase().starts_with("nats-") {
+            if Header::is_jetstream_control(name) {
                 continue;
             }
             headers.append(name, value);
         }
     }
     // Deduplicates a retry sent twice in a row, not the original.
-    headers.insert("Nats-Msg-Id", format!("dlq-retry:{id}").as_str());
+    headers.insert(Header::MsgId.as_str(), format!("dlq-retry:{id}").as_str());
     headers
 }
 
 /// Originals already sent by this command: (subject, payload).
 type Sent = std::collections::HashSet<(String, Vec<u8>)>;
 
-async fn retry(topo: &Topology, id: u64, sent: &mut Sent) -> Retried {
+async fn retry(topo: &Topology, publisher: &Publisher, id: u64, sent: &mut Sent) -> Retried {
     let result = async {
         let Some(dl) = read_one(&topo.dlq, id).await? else {
-            return Ok::<_, anyhow::Error>(("not_found", None));
+            return Ok::<_, anyhow::Error>(("not_found", None, None));
         };
         if dl.original_subject.is_empty() || dl.error_kind == "unreadable_dead_letter" {
             anyhow::bail!("the dead letter has no original message to send");
         }
         let subject = dl.original_subject.clone();
         let key = (subject.clone(), dl.original_payload.clone());
-        let outcome = if sent.contains(&key) {
-            "republished"
+        let (outcome, version) = if sent.contains(&key) {
+            ("republished", None)
         } else if subject.starts_with("kb.v1.mirror.") {
-            republish_mirror(topo, &dl, id).await?
+            (republish_mirror(topo, &dl, id).await?, None)
+        } else if subject.starts_with("kb.v1.source.") || subject.starts_with("kb.v1.parsed.") {
+            match reissue(topo, publisher, &dl).await? {
+                Some(v) => ("republished", Some(v)),
+                None => ("superseded", None),
+            }
         } else {
             let msg = PublishMessage::build()
                 .payload(dl.original_payload.clone().into())
                 .headers(retry_headers(&dl, id));
             topo.js.send_publish(subject.clone(), msg).await?.await?;
-            "republished"
+            ("republished", None)
         };
         if outcome == "republished" {
             sent.insert(key);
         }
         // Only once the original is safely back (or obsolete) does the dead letter go.
         topo.dlq.delete_message(id).await?;
-        Ok((outcome, Some(subject)))
+        Ok((outcome, Some(subject), version))
     }
     .await;
     match result {
-        Ok((outcome, subject)) => Retried {
+        Ok((outcome, subject, version)) => Retried {
             id,
             outcome,
             subject,
+            version,
             error: None,
         },
         Err(e) => Retried {
             id,
             outcome: "error",
             subject: None,
+            version: None,
             error: Some(format!("{e:#}")),
         },
     }
+}
+
+/// A stage's input event, decoded from a dead letter's original message.
+enum StageInput {
+    Source(SourceRef, Blob),
+    Parsed(SourceRef, Blob),
+}
+
+fn stage_input(dl: &DeadLetter) -> anyhow::Result<StageInput> {
+    let payload = dl.original_payload.as_slice();
+    let parts = |source: Option<SourceRef>, body: Option<Blob>| {
+        let source = source
+            .filter(|s| !s.source_id.is_empty() && s.version > 0)
+            .ok_or_else(|| anyhow::anyhow!("the original message names no source version"))?;
+        let body = body.ok_or_else(|| anyhow::anyhow!("the original message has no body"))?;
+        Ok::<_, anyhow::Error>((source, body))
+    };
+    if dl.original_subject.starts_with("kb.v1.source.") {
+        let ev = SourceEvent::decode(payload)?;
+        let (s, b) = parts(ev.source, ev.body)?;
+        Ok(StageInput::Source(s, b))
+    } else {
+        let ev = ParsedEvent::decode(payload)?;
+        let (s, b) = parts(ev.source, ev.body)?;
+        Ok(StageInput::Parsed(s, b))
+    }
+}
+
+/// Sends a stage's input again as a new version of the same content; `None` when the source
+/// moved on (the dead letter is obsolete). See the module docs.
+async fn reissue(
+    topo: &Topology,
+    publisher: &Publisher,
+    dl: &DeadLetter,
+) -> anyhow::Result<Option<u64>> {
+    let input = stage_input(dl)?;
+    let (source, body) = match &input {
+        StageInput::Source(s, b) | StageInput::Parsed(s, b) => (s, b),
+    };
+    let sid = source.source_id.as_str();
+    let head = publisher.mirror_version(sid).await?;
+    if head > source.version {
+        return Ok(None);
+    }
+    // The bytes first: a body that is gone cannot be sent again, and nothing is reserved.
+    let bytes = publisher.blobs().fetch(body).await.map_err(|e| {
+        anyhow::anyhow!(
+            "the original body of {sid} v{} is gone: {e}",
+            source.version
+        )
+    })?;
+    let Some(version) = reserve_version(topo, source, head.max(source.version)).await? else {
+        return Ok(None);
+    };
+    let renewed = SourceRef {
+        version,
+        ..source.clone()
+    };
+    match input {
+        StageInput::Source(..) => {
+            let body = publisher
+                .blobs()
+                .wrap_new("source", sid, version, bytes)
+                .await?;
+            publisher.source_event(&renewed, body, "retry").await?;
+        }
+        StageInput::Parsed(..) => {
+            let mut doc = ParsedDocument::decode(bytes.as_slice())?;
+            doc.source = Some(renewed.clone());
+            let body = publisher
+                .blobs()
+                .wrap_new("parsed", sid, version, doc.encode_to_vec())
+                .await?;
+            publisher.parsed_event(&renewed, body, "retry").await?;
+        }
+    }
+    Ok(Some(version))
+}
+
+/// Reserves the version after `floor` (and after the source's recorded version) with the
+/// source's version authority, compare-and-set; `None` when the source changed or was deleted
+/// since `source` (its newer state is, or will be, published by the watcher). Sources of no
+/// known origin (tests, tools) have no authority: the version after `floor`.
+async fn reserve_version(
+    topo: &Topology,
+    source: &SourceRef,
+    floor: u64,
+) -> anyhow::Result<Option<u64>> {
+    let sid = source.source_id.as_str();
+    // A state that recorded other content (or a deletion) has moved on.
+    let same = |hash: &str, deleted: bool| {
+        !deleted
+            && (hash.is_empty() || source.content_hash.is_empty() || hash == source.content_hash)
+    };
+    let origin = source.origin.as_str();
+    let folder = match origin {
+        "file" => Some("cli"),
+        o => o.strip_prefix("folder:"),
+    };
+    for _ in 0..8 {
+        let written = if let Some(name) = folder {
+            let state = WatchState::new(topo.watch.clone(), name);
+            let Some(stored) = state.get(sid).await? else {
+                return Ok(Some(floor + 1));
+            };
+            if !same(&stored.state.content_hash, stored.state.deleted) {
+                return Ok(None);
+            }
+            let version = stored.state.version.max(floor) + 1;
+            let next = FileState {
+                version,
+                ..stored.state
+            };
+            state
+                .put(sid, &next, Some(stored.revision))
+                .await
+                .map(|_| version)
+        } else if let Some(name) = origin.strip_prefix("drive:") {
+            let store = DriveStore::open(&topo.js, name).await?;
+            let Some(entry) = store.file(sid).await? else {
+                return Ok(Some(floor + 1));
+            };
+            if !same(&entry.value.content_hash, entry.value.deleted) {
+                return Ok(None);
+            }
+            let version = entry.value.version.max(floor) + 1;
+            let next = DriveFileState {
+                version,
+                ..entry.value
+            };
+            store
+                .put_file(sid, &next, Some(entry.revision))
+                .await
+                .map(|_| version)
+        } else {
+            return Ok(Some(floor + 1));
+        };
+        match written {
+            Ok(version) => return Ok(Some(version)),
+            // The watcher wrote in between: look again.
+            Err(e) if e.kind == WatchErrorKind::Conflict => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    anyhow::bail!("the state of source {sid} kept changing")
 }
 
 /// The version a mirror message carries (header first, then the payload), 0 if none.
@@ -544,5 +719,119 @@ mod tests {
         let dl = decode(b"\xff\xff", "kb.v1.dlq.pg-writer.abc");
         assert_eq!(dl.stage, "pg-writer");
         assert_eq!(dl.error_kind, "unreadable_dead_letter");
+    }
+
+    fn file_state(hash: &str, version: u64) -> FileState {
+        FileState {
+            path: "notes.md".into(),
+            content_hash: hash.into(),
+            version,
+            size: 6,
+            modified_unix_ms: 1,
+            deleted: false,
+            recheck: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_retry_reserves_the_next_version_with_the_sources_authority() -> anyhow::Result<()> {
+        let nats = kb_testkit::stack().await?.nats().await?;
+        let (_client, js) = kb_stream::connect(&nats.url(), "dead-letters-test").await?;
+        let topo = kb_stream::topology::ensure(&js).await?;
+        let state = WatchState::new(topo.watch.clone(), "inbox");
+        let source = |sid: &str, hash: &str| SourceRef {
+            source_id: sid.into(),
+            version: 3,
+            origin: "folder:inbox".into(),
+            content_hash: hash.into(),
+            ..Default::default()
+        };
+        // Unchanged since the failure: the next version, recorded where the watcher looks.
+        state.put("a", &file_state("h1", 3), None).await?;
+        assert_eq!(
+            reserve_version(&topo, &source("a", "h1"), 3).await?,
+            Some(4)
+        );
+        let stored = state.get("a").await?.expect("state");
+        assert_eq!(stored.state.version, 4);
+        assert_eq!(stored.state.content_hash, "h1");
+        // Above whatever the mirror holds.
+        assert_eq!(
+            reserve_version(&topo, &source("a", "h1"), 9).await?,
+            Some(10)
+        );
+        // Changed or deleted since: the watcher publishes (or published) the newer state.
+        state.put("b", &file_state("h2", 5), None).await?;
+        assert_eq!(reserve_version(&topo, &source("b", "h1"), 3).await?, None);
+        let deleted = FileState {
+            deleted: true,
+            ..file_state("h1", 4)
+        };
+        state.put("c", &deleted, None).await?;
+        assert_eq!(reserve_version(&topo, &source("c", "h1"), 3).await?, None);
+        // No authority (no state, another origin): above the floor.
+        assert_eq!(
+            reserve_version(&topo, &source("d", "h1"), 3).await?,
+            Some(4)
+        );
+        let other = SourceRef {
+            origin: "test".into(),
+            ..source("a", "h1")
+        };
+        assert_eq!(reserve_version(&topo, &other, 7).await?, Some(8));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_embedder_dead_letter_is_sent_again_as_the_next_version() -> anyhow::Result<()> {
+        use kb_store::Change;
+        let nats = kb_testkit::stack().await?.nats().await?;
+        let (_client, js) = kb_stream::connect(&nats.url(), "dead-letters-test").await?;
+        let topo = kb_stream::topology::ensure(&js).await?;
+        let publisher = Publisher::new(&topo, 1024);
+        let mut doc = kb_testkit::document("p1", 1, 3, 0);
+        doc.title = "t".repeat(4096);
+        publisher.parsed(&doc).await?;
+        let m = topo
+            .parsed
+            .get_last_raw_message_by_subject(&subjects::parsed("p1"))
+            .await?;
+        let source = doc.source.clone().expect("source");
+        publisher
+            .mirror_change(Change::Failed(&source, "refused"))
+            .await?;
+        let dl = DeadLetter {
+            stage: "embedder".into(),
+            error_kind: "embedding_failed".into(),
+            original_subject: subjects::parsed("p1"),
+            original_payload: m.payload.to_vec(),
+            source: Some(source.clone()),
+            ..Default::default()
+        };
+        assert_eq!(reissue(&topo, &publisher, &dl).await?, Some(2));
+        let m2 = topo
+            .parsed
+            .get_last_raw_message_by_subject(&subjects::parsed("p1"))
+            .await?;
+        let ev = ParsedEvent::decode(m2.payload.as_ref())?;
+        assert_eq!(ev.source.as_ref().map(|s| s.version), Some(2));
+        let body = ev.body.expect("body");
+        let old = ParsedEvent::decode(m.payload.as_ref())?.body.expect("body");
+        let (new_name, old_name) = (
+            kb_stream::blob::stored_name(Some(&body)).expect("stored"),
+            kb_stream::blob::stored_name(Some(&old)).expect("stored"),
+        );
+        assert_ne!(new_name, old_name, "stored again under a name of its own");
+        let back = ParsedDocument::decode(publisher.blobs().fetch(&body).await?.as_slice())?;
+        assert_eq!(back.source.map(|s| s.version), Some(2));
+        assert_eq!(back.chunks, doc.chunks);
+        // Once the mirror moved past the version, the dead letter is obsolete.
+        let v3 = SourceRef {
+            version: 3,
+            ..source.clone()
+        };
+        publisher.mirror_change(Change::Delete(&v3)).await?;
+        assert_eq!(reissue(&topo, &publisher, &dl).await?, None);
+        Ok(())
     }
 }

@@ -93,7 +93,7 @@ pub async fn run(
         Some(drive_settings(settings, drive)?)
     };
     let files = collect_files(paths)?;
-    let (_client, js) = kb_stream::connect(&settings.nats.url, "kb-cli").await?;
+    let (_client, js) = kb_stream::connect(&settings.nats, "kb-cli").await?;
     let topo = kb_stream::topology::ensure(&js).await?;
     let publisher = Publisher::new(&topo, settings.nats.inline_max_bytes);
     let scanner = Scanner::new(

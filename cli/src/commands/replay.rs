@@ -125,7 +125,7 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
         bulk: !args.no_bulk,
         ..Default::default()
     };
-    let (_client, js) = kb_stream::connect(&settings.nats.url, "kb-replay").await?;
+    let (_client, js) = kb_stream::connect(&settings.nats, "kb-replay").await?;
     let topo = kb_stream::topology::ensure(&js).await?;
     let publisher = Publisher::new(&topo, settings.nats.inline_max_bytes);
     let pb = progress_bar(args.json);

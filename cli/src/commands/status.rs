@@ -78,7 +78,7 @@ async fn store_status<S: MirrorStore>(
 
 pub async fn run(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
     settings.validate(&[Component::Nats])?;
-    let (_client, js) = kb_stream::connect(&settings.nats.url, "kb-cli").await?;
+    let (_client, js) = kb_stream::connect(&settings.nats, "kb-cli").await?;
     let topo = kb_stream::topology::ensure(&js).await?;
     let mut streams = Vec::new();
     let mut consumers = Vec::new();

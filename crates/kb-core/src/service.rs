@@ -21,6 +21,13 @@ where
     Fut: Future<Output = anyhow::Result<()>>,
 {
     telemetry::init_logging(&settings.telemetry);
+    // A malformed KB_FAILPOINTS would make a fault test pass without its fault.
+    if crate::failpoint::init()? {
+        tracing::warn!(
+            spec = %crate::failpoint::spec_string(),
+            "failpoints are armed (KB_FAILPOINTS): faults will be injected; for tests only"
+        );
+    }
     let ctx = Context {
         name,
         shutdown: CancellationToken::new(),

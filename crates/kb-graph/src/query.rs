@@ -14,6 +14,9 @@ use crate::cypher;
 use crate::rows::{float, int, list, map, string};
 use crate::{with_timeout, GraphStore};
 
+/// How long the chunk count weighing entities is reused.
+const CHUNK_TOTAL_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
 fn limit(k: usize) -> BoltType {
     int(i64::try_from(k).unwrap_or(i64::MAX))
 }
@@ -128,6 +131,27 @@ impl GraphStore {
         .await
     }
 
+    /// Chunks in the graph, counted at most every [`CHUNK_TOTAL_TTL`] (weights need only
+    /// its order of magnitude).
+    async fn chunk_total(&self) -> Result<u64, StoreError> {
+        if let Some((n, at)) = *self.chunk_total.lock().unwrap_or_else(|p| p.into_inner()) {
+            if at.elapsed() < CHUNK_TOTAL_TTL {
+                return Ok(n);
+            }
+        }
+        let rows = self
+            .read("count chunks", cypher::COUNT_CHUNKS, vec![])
+            .await?;
+        let n = rows
+            .first()
+            .map(|r| req_i64(r, "n"))
+            .transpose()?
+            .map_or(0, |n| u64::try_from(n).unwrap_or(0));
+        *self.chunk_total.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((n, std::time::Instant::now()));
+        Ok(n)
+    }
+
     /// Answers a trivial query: the server is up and these credentials work.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.read("ping", "RETURN 1 AS n", vec![]).await.map(drop)
@@ -136,26 +160,39 @@ impl GraphStore {
 
 #[async_trait::async_trait]
 impl EntityIndex for GraphStore {
-    async fn resolve(&self, canonical_names: &[String]) -> Result<Vec<EntityStats>, StoreError> {
+    async fn resolve(
+        &self,
+        canonical_names: &[String],
+        sources: bool,
+    ) -> Result<Vec<EntityStats>, StoreError> {
         if canonical_names.is_empty() {
             return Ok(Vec::new());
         }
         let names = list(canonical_names.iter().map(|n| string(n)).collect());
+        let statement = if sources {
+            cypher::RESOLVE_ENTITIES_WITH_SOURCES
+        } else {
+            cypher::RESOLVE_ENTITIES
+        };
         let rows = self
-            .read(
-                "resolve entities",
-                cypher::RESOLVE_ENTITIES,
-                vec![("names", names)],
-            )
+            .read("resolve entities", statement, vec![("names", names)])
             .await?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let total = self.chunk_total().await?;
         let mut out = rows
             .iter()
             .map(|row| {
                 Ok(EntityStats {
                     entity: entity_ref(row)?,
                     chunks: u64::try_from(req_i64(row, "chunks")?).unwrap_or(0),
-                    sources: u64::try_from(req_i64(row, "sources")?).unwrap_or(0),
-                    total_chunks: u64::try_from(req_i64(row, "total")?).unwrap_or(0),
+                    sources: if sources {
+                        Some(u64::try_from(req_i64(row, "sources")?).unwrap_or(0))
+                    } else {
+                        None
+                    },
+                    total_chunks: total,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -175,7 +212,7 @@ impl EntityIndex for GraphStore {
         let rows = self
             .read(
                 "entity neighbours",
-                cypher::NEIGHBOURS,
+                &cypher::neighbours(),
                 vec![("ids", ids), ("limit", limit(limit_n))],
             )
             .await?;

@@ -1,8 +1,11 @@
 //! Applying one change to one source in one transaction, last-writer-wins on its version.
+//!
+//! Failpoint (tests): `graph.before_commit`, keyed by the source id.
 
 use std::collections::BTreeSet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use kb_core::failpoint::Flow;
 use kb_store::{Applied, Change, StoreError};
 use neo4rs::{BoltType, Graph};
 
@@ -60,6 +63,12 @@ pub(crate) async fn apply_once(
             Ok(Applied::Stale { current })
         }
         Ok(applied) => {
+            if let Flow::Err(msg) = kb_core::failpoint!("graph.before_commit", sid) {
+                tx.rollback().await;
+                return Err(StoreError::transient(format!(
+                    "graph: failpoint before commit: {msg}"
+                )));
+            }
             tx.commit().await?;
             Ok(applied)
         }
@@ -88,13 +97,20 @@ async fn write(
     let found = tx
         .rows("read version", cypher::READ_VERSION, p(vec![]))
         .await?;
-    let (mut stored, mut tombstone) = (None, None);
+    let (mut stored, mut status, mut tombstone) = (None, None, None);
     if let Some(row) = found.first() {
         stored = opt_i64(row, "source_version")?;
+        status = opt_string(row, "source_status")?;
         tombstone = opt_i64(row, "tombstone_version")?;
     }
     let current = stored.max(tombstone);
-    if let Some(current) = current.filter(|c| *c >= version) {
+    // A failure recorded at this very version (a writer that gave up on it) yields to the
+    // content or the deletion of that version: a retry of it must go in.
+    let retries_failed = !matches!(plan, Plan::Failed { .. })
+        && stored == Some(version)
+        && current == stored
+        && status.as_deref() == Some("failed");
+    if let Some(current) = current.filter(|c| *c >= version && !retries_failed) {
         return Ok(Applied::Stale {
             current: u64::try_from(current).unwrap_or(0),
         });

@@ -1,4 +1,5 @@
-//! A 3,000-chunk document goes through in batches: written, replaced and deleted whole.
+//! A 3,000-chunk document goes through in batches: written, replaced and deleted whole, fast
+//! enough that the largest document the parser lets through fits its scaled apply deadline.
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod common;
@@ -142,9 +143,23 @@ async fn a_three_thousand_chunk_document_is_written_replaced_and_deleted() {
         0
     );
 
+    // The apply deadline grows by 1 s per 500 chunks from `neo4j.apply_timeout_secs` (60 s):
+    // the largest document the parser lets through (`parser.max_chunks`, 20 000) must fit it
+    // at the rate measured here, replacing being the slowest write.
+    const MAX_CHUNKS: u32 = 20_000;
+    let projected = replace.mul_f64(f64::from(MAX_CHUNKS) / f64::from(CHUNKS));
+    let deadline = kb_store::DEFAULT_APPLY_TIMEOUT
+        + std::time::Duration::from_secs(u64::from(
+            MAX_CHUNKS / kb_store::CHUNKS_PER_EXTRA_SECOND as u32,
+        ));
     println!(
         "3000-chunk document ({} mentions): write {write:?}, summaries {summarize:?}, \
-         redelivery {redelivery:?}, replace {replace:?}, delete {delete:?}",
+         redelivery {redelivery:?}, replace {replace:?}, delete {delete:?}; \
+         a {MAX_CHUNKS}-chunk replace projects to {projected:?} of its {deadline:?} deadline",
         3 * CHUNKS
+    );
+    assert!(
+        projected < deadline,
+        "at this rate a {MAX_CHUNKS}-chunk document would miss its apply deadline"
     );
 }

@@ -172,3 +172,48 @@ async fn a_tombstone_beats_an_older_upsert_and_yields_to_a_newer_one() {
         Applied::Stale { current: 2 }
     );
 }
+
+#[tokio::test]
+async fn a_failure_mark_yields_to_the_content_of_the_same_version_only() {
+    let g = fresh().await;
+    let doc = document("doc-f", 3, 4, &["alice", "bob"]);
+    // A writer that gave up on v3 marks it failed; a retry of v3 then goes in.
+    let mark = Change::Failed(&source("doc-f", 3), "graph-writer gave up (timeout)");
+    assert_eq!(g.store.apply(mark).await.unwrap(), Applied::MarkedFailed);
+    assert_eq!(
+        g.store.apply(mark).await.unwrap(),
+        Applied::Stale { current: 3 }
+    );
+    assert_eq!(
+        g.store.apply(Change::Upsert(&doc)).await.unwrap(),
+        Applied::Written
+    );
+    let s = g.store.summaries().await.unwrap();
+    assert_eq!(
+        (s[0].status.as_str(), s[0].version, s[0].chunks),
+        ("ok", 3, 4)
+    );
+    // Content is never replaced by a failure of the same version, nor a failure by an older
+    // version.
+    assert_eq!(
+        g.store.apply(mark).await.unwrap(),
+        Applied::Stale { current: 3 }
+    );
+    g.store
+        .apply(Change::Failed(&source("doc-f", 4), "x"))
+        .await
+        .unwrap();
+    let older = document("doc-f", 3, 4, &["alice"]);
+    assert_eq!(
+        g.store.apply(Change::Upsert(&older)).await.unwrap(),
+        Applied::Stale { current: 4 }
+    );
+    // A deletion of the failed version goes in too.
+    assert_eq!(
+        g.store
+            .apply(Change::Delete(&source("doc-f", 4)))
+            .await
+            .unwrap(),
+        Applied::Deleted
+    );
+}

@@ -1,7 +1,10 @@
 //! Applies one change in one transaction, last-writer-wins on the source version.
+//!
+//! Failpoints (tests): `pg.before_commit` and `pg.after_commit`, keyed by the source id.
 
+use kb_core::failpoint::Flow;
 use kb_store::{Applied, Change, StoreError};
-use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{Connection, PgConnection, Postgres, Transaction};
 
 use crate::error::store_error;
 use crate::rows::{document_rows, DocumentRows, SourceRow};
@@ -10,8 +13,9 @@ use crate::rows::{document_rows, DocumentRows, SourceRow};
 /// `hashtext(source_id)`); a hash collision only serializes two unrelated sources.
 const SOURCE_LOCK_CLASS: i32 = 0x6b62_7067; // "kbpg"
 
+/// Applies `change` on `conn` (one transaction).
 pub(crate) async fn apply(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     dimensions: usize,
     change: Change<'_>,
 ) -> Result<Applied, StoreError> {
@@ -19,7 +23,7 @@ pub(crate) async fn apply(
         Change::Upsert(doc) => {
             // Validate before touching the database: an invalid document writes nothing.
             let rows = document_rows(doc, dimensions)?;
-            let mut tx = match begin_for_source(pool, &rows.source).await? {
+            let mut tx = match begin_for_source(conn, &rows.source, true).await? {
                 Begun::Stale(current) => return Ok(Applied::Stale { current }),
                 Begun::Ready(tx) => tx,
             };
@@ -29,7 +33,7 @@ pub(crate) async fn apply(
         }
         Change::Delete(source_ref) => {
             let source = SourceRow::from_ref(source_ref)?;
-            let mut tx = match begin_for_source(pool, &source).await? {
+            let mut tx = match begin_for_source(conn, &source, true).await? {
                 Begun::Stale(current) => return Ok(Applied::Stale { current }),
                 Begun::Ready(tx) => tx,
             };
@@ -39,7 +43,7 @@ pub(crate) async fn apply(
         }
         Change::Failed(source_ref, reason) => {
             let source = SourceRow::from_ref(source_ref)?;
-            let mut tx = match begin_for_source(pool, &source).await? {
+            let mut tx = match begin_for_source(conn, &source, false).await? {
                 Begun::Stale(current) => return Ok(Applied::Stale { current }),
                 Begun::Ready(tx) => tx,
             };
@@ -50,18 +54,24 @@ pub(crate) async fn apply(
     }
 }
 
-enum Begun {
+enum Begun<'c> {
     /// The store already holds this or a newer version (live, failed or deleted).
     Stale(u64),
     /// A transaction holding the source's lock; dropping it rolls back.
-    Ready(Transaction<'static, Postgres>),
+    Ready(Transaction<'c, Postgres>),
 }
 
-/// Begins the source's transaction: takes its lock, then compares versions.
-async fn begin_for_source(pool: &PgPool, source: &SourceRow<'_>) -> Result<Begun, StoreError> {
+/// Begins the source's transaction: takes its lock, then compares versions. A failure recorded
+/// at the same version yields to content or a deletion of that version (`replaces_failed`):
+/// a writer that gave up on V marked it failed, and a retry of V must still go in.
+async fn begin_for_source<'c>(
+    conn: &'c mut PgConnection,
+    source: &SourceRow<'_>,
+    replaces_failed: bool,
+) -> Result<Begun<'c>, StoreError> {
     let sid = source.source_id;
     let ctx = |step: &str| format!("source {sid} v{}: {step}", source.version);
-    let mut tx = pool
+    let mut tx = conn
         .begin()
         .await
         .map_err(|e| store_error(ctx("begin"), e))?;
@@ -71,17 +81,19 @@ async fn begin_for_source(pool: &PgPool, source: &SourceRow<'_>) -> Result<Begun
         .execute(&mut *tx)
         .await
         .map_err(|e| store_error(ctx("locking the source"), e))?;
-    let current: Option<i64> = sqlx::query_scalar(
+    let (current, failed): (Option<i64>, Option<i64>) = sqlx::query_as(
         "SELECT GREATEST(
              (SELECT version FROM sources WHERE source_id = $1),
-             (SELECT version FROM tombstones WHERE source_id = $1))",
+             (SELECT version FROM tombstones WHERE source_id = $1)),
+           (SELECT version FROM sources WHERE source_id = $1 AND status = 'failed')",
     )
     .bind(sid)
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| store_error(ctx("reading the current version"), e))?;
+    let retries_failed = replaces_failed && failed == Some(source.version) && current == failed;
     match current {
-        Some(current) if current >= source.version => {
+        Some(current) if current >= source.version && !retries_failed => {
             tx.rollback()
                 .await
                 .map_err(|e| store_error(ctx("rollback"), e))?;
@@ -91,16 +103,19 @@ async fn begin_for_source(pool: &PgPool, source: &SourceRow<'_>) -> Result<Begun
     }
 }
 
-async fn commit(
-    tx: Transaction<'static, Postgres>,
-    source: &SourceRow<'_>,
-) -> Result<(), StoreError> {
-    tx.commit().await.map_err(|e| {
-        store_error(
-            format!("source {} v{}: commit", source.source_id, source.version),
-            e,
-        )
-    })
+async fn commit(tx: Transaction<'_, Postgres>, source: &SourceRow<'_>) -> Result<(), StoreError> {
+    let sid = source.source_id;
+    let ctx = |step: &str| format!("source {sid} v{}: {step}", source.version);
+    if let Flow::Err(msg) = kb_core::failpoint!("pg.before_commit", sid) {
+        return Err(StoreError::transient(ctx(&format!("failpoint: {msg}"))));
+    }
+    tx.commit()
+        .await
+        .map_err(|e| store_error(ctx("commit"), e))?;
+    if let Flow::Err(msg) = kb_core::failpoint!("pg.after_commit", sid) {
+        return Err(StoreError::transient(ctx(&format!("failpoint: {msg}"))));
+    }
+    Ok(())
 }
 
 async fn write_document(tx: &mut PgConnection, rows: &DocumentRows<'_>) -> Result<(), StoreError> {

@@ -24,6 +24,11 @@ pub(crate) async fn summaries(pool: &PgPool) -> Result<Vec<SourceSummary>, Store
         .execute(&mut *tx)
         .await
         .map_err(|e| store_error("summaries: snapshot", e))?;
+    // A full scan of every chunk and mention (`kb verify`): not held to the statement limit.
+    sqlx::query("SET LOCAL statement_timeout = 0")
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| store_error("summaries: lifting the statement limit", e))?;
     let sources: Vec<(String, i64, String)> =
         sqlx::query_as("SELECT source_id, version, status FROM sources ORDER BY source_id")
             .fetch_all(&mut *tx)

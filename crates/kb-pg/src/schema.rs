@@ -32,6 +32,14 @@ pub(crate) async fn lock_schema(
         .acquire()
         .await
         .map_err(|e| store_error(format!("{what}: connecting"), e))?;
+    // Schema work may rightly take long (an HNSW build over every chunk, waiting for another
+    // process's build): lift the session's time limits until unlock_schema restores them.
+    for statement in LIFT_LIMITS {
+        if let Err(e) = sqlx::query(statement).execute(&mut *conn).await {
+            conn.close_on_drop();
+            return Err(store_error(format!("{what}: lifting the time limits"), e));
+        }
+    }
     sqlx::query("SELECT pg_advisory_lock($1)")
         .bind(PREPARE_LOCK)
         .execute(&mut *conn)
@@ -45,11 +53,22 @@ pub(crate) async fn unlock_schema(mut conn: PoolConnection<Postgres>) {
         .bind(PREPARE_LOCK)
         .execute(&mut *conn)
         .await;
-    if unlocked.is_err() {
-        // The lock lives as long as the session: closing it is the sure way to release it.
+    let mut restored = true;
+    for statement in RESTORE_LIMITS {
+        restored &= sqlx::query(statement).execute(&mut *conn).await.is_ok();
+    }
+    if unlocked.is_err() || !restored {
+        // The lock lives as long as the session: closing it is the sure way to release it
+        // (and a session without its time limits must not go back to the pool).
         conn.close_on_drop();
     }
 }
+
+/// No statement or lock time limit for this session (schema work).
+const LIFT_LIMITS: [&str; 2] = ["SET statement_timeout = 0", "SET lock_timeout = 0"];
+
+/// Back to the limits the session started with (`postgres.statement_timeout_ms`).
+const RESTORE_LIMITS: [&str; 2] = ["RESET statement_timeout", "RESET lock_timeout"];
 
 async fn prepare_locked(conn: &mut PgConnection, dimensions: usize) -> Result<(), StoreError> {
     // `run_direct` is `run` on a connection we already hold (under our lock); `run` itself trips

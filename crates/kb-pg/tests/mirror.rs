@@ -384,3 +384,45 @@ async fn concurrent_versions_of_one_source_converge_to_the_newest() {
         vec!["ORGANIZATION:unep".to_string(), "TOPIC:e10".to_string()]
     );
 }
+
+#[tokio::test]
+async fn a_failure_mark_yields_to_the_content_of_the_same_version_only() {
+    let (store, _) = fresh_store(DIMS).await;
+    let doc = document_mentioning("s1", 3, "three", 2, &[entity("Alice", "PERSON")], DIMS);
+    // A writer that gave up on v3 marks it failed; a retry of v3 then goes in.
+    let mark = Change::Failed(&source("s1", 3), "pg-writer gave up (timeout)");
+    assert_eq!(store.apply(mark).await.unwrap(), Applied::MarkedFailed);
+    assert_eq!(
+        store.apply(mark).await.unwrap(),
+        Applied::Stale { current: 3 }
+    );
+    assert_eq!(
+        store.apply(Change::Upsert(&doc)).await.unwrap(),
+        Applied::Written
+    );
+    let s = store.summaries().await.unwrap();
+    assert_eq!(
+        (s[0].status.as_str(), s[0].version, s[0].chunks),
+        ("ok", 3, 2)
+    );
+    // Content is never replaced by a failure of the same version, nor a failure by an older
+    // version.
+    assert_eq!(
+        store.apply(mark).await.unwrap(),
+        Applied::Stale { current: 3 }
+    );
+    store
+        .apply(Change::Failed(&source("s1", 4), "x"))
+        .await
+        .unwrap();
+    let older = document_mentioning("s1", 3, "three", 2, &[], DIMS);
+    assert_eq!(
+        store.apply(Change::Upsert(&older)).await.unwrap(),
+        Applied::Stale { current: 4 }
+    );
+    // A deletion of the failed version goes in too.
+    assert_eq!(
+        store.apply(Change::Delete(&source("s1", 4))).await.unwrap(),
+        Applied::Deleted
+    );
+}

@@ -134,3 +134,33 @@ async fn connection_problems_have_the_right_kind() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn postgres_ssl_mode_verify_full_refuses_a_server_that_cannot_prove_itself() {
+    use kb_core::settings::{PostgresSettings, SslMode};
+    let url = kb_testkit::stack()
+        .await
+        .unwrap()
+        .fresh_postgres()
+        .await
+        .unwrap();
+    // Loopback without sslmode: no network to trust, plain TCP (the stack has no TLS).
+    let loopback = PostgresSettings {
+        url: kb_core::Secret::new(url.clone()),
+        ..PostgresSettings::default()
+    };
+    PgStore::from_settings(&loopback, 4).await.unwrap();
+    // The setting applies to any host when the URL names no sslmode: the local server offers
+    // no TLS, so nothing is sent in the clear and the error says what to check.
+    let verify = PostgresSettings {
+        ssl_mode: Some(SslMode::VerifyFull),
+        ..loopback
+    };
+    let err = PgStore::from_settings(&verify, 4).await.unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Config, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("postgres.ssl_root_cert") && text.contains("verify-full"),
+        "{text}"
+    );
+}

@@ -284,8 +284,10 @@ pub struct EntityOut {
     pub entity_type: String,
     /// Chunks that mention it.
     pub chunks: u64,
-    /// Documents those chunks belong to.
-    pub sources: u64,
+    /// Documents those chunks belong to (entity lookups; searches leave it out, as counting
+    /// them visits every mention).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<u64>,
     pub neighbours: Vec<NeighbourOut>,
 }
 

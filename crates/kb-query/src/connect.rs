@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kb_core::{Component, Settings};
-use kb_embed::{CachedEmbedder, Embedder, MemoryCache};
+use kb_embed::{CachedEmbedder, Dispatcher, Embedder, MemoryCache};
 use kb_graph::{GraphConfig, GraphStore};
 use kb_pg::PgStore;
 use kb_store::StoreError;
@@ -56,7 +56,7 @@ impl Connector<dyn GraphSide> for GraphConnector {
     async fn probe(&self, store: &dyn GraphSide) -> Result<(), StoreError> {
         // resolve() of nothing known is a cheap real read
         store
-            .resolve(&["kb-query probe".to_owned()])
+            .resolve(&["kb-query probe".to_owned()], false)
             .await
             .map(drop)
     }
@@ -79,10 +79,10 @@ impl Backend {
         let q = &settings.query;
         let deadline = Duration::from_millis(q.store_timeout_ms);
         let embedder = load_query_embedder(settings).await?;
-        let pg_store = PgStore::connect_lazy(
-            settings.postgres.url.expose(),
+        // The operator's TLS mode, root certificate and statement timeout, as the writer's.
+        let pg_store = PgStore::lazy_from_settings(
+            &settings.postgres,
             settings.embedder.dimensions,
-            settings.postgres.max_connections,
             deadline,
         )?;
         let n = &settings.neo4j;
@@ -93,8 +93,19 @@ impl Backend {
             database: n.database.clone(),
             max_connections: n.max_connections,
         };
-        let pg = Arc::new(Slot::<dyn PgSide>::new("postgres", deadline, false));
-        let graph = Arc::new(Slot::<dyn GraphSide>::new("graph", deadline, true));
+        // Turns per store = its pool: a query never waits for a connection inside the store.
+        let pg = Arc::new(Slot::<dyn PgSide>::new(
+            "postgres",
+            deadline,
+            false,
+            settings.postgres.max_connections as usize,
+        ));
+        let graph = Arc::new(Slot::<dyn GraphSide>::new(
+            "graph",
+            deadline,
+            true,
+            settings.neo4j.max_connections,
+        ));
         let engine = Arc::new(QueryEngine::new(
             EngineConfig::from(q),
             pg.clone(),
@@ -138,10 +149,17 @@ impl Backend {
     }
 }
 
-/// The configured model, with a bounded cache of query vectors (chatbots repeat questions).
+/// The configured model behind the same dispatcher the embedder service uses: queries that
+/// arrive while the model is busy are embedded together in its next batch (one forward pass
+/// for eight short questions costs little more than one), and a remote provider gets its
+/// retries and limits. In front, a bounded cache of query vectors (chatbots repeat questions).
 async fn load_query_embedder(settings: &Settings) -> anyhow::Result<Arc<dyn Embedder>> {
     let s = settings.clone();
     let raw = tokio::task::spawn_blocking(move || kb_embed::load_embedder(&s)).await??;
+    let raw: Arc<dyn Embedder> = Arc::new(Dispatcher::new(
+        raw,
+        kb_embed::provider::dispatch_config(&settings.embedder),
+    ));
     let entries = settings.query.embedding_cache;
     Ok(if entries == 0 {
         raw

@@ -156,6 +156,9 @@ impl QueryEngine {
             k
         };
         let names = kb_parse::question_names(query);
+        // The graph is consulted (entities, their neighbours and chunks) when the mode asks for
+        // it, or when Postgres is away and its chunks must stand in.
+        let walk_graph = wants(Retriever::Graph) || !self.pg.is_up();
         let (vector, keyword, graph) = tokio::join!(
             async {
                 if wants(Retriever::Vector) {
@@ -174,17 +177,21 @@ impl QueryEngine {
                     None
                 }
             },
-            retrieve::graph(
-                &self.pg,
-                &self.graph,
-                &names,
-                &filter,
-                depth,
-                self.cfg.max_neighbours,
-                // The entity context is part of every answer; chunks only when asked for, or
-                // when nothing else can answer.
-                wants(Retriever::Graph) || !self.pg.is_up(),
-            ),
+            async {
+                if walk_graph {
+                    retrieve::graph(
+                        &self.pg,
+                        &self.graph,
+                        &names,
+                        &filter,
+                        depth,
+                        self.cfg.max_neighbours,
+                    )
+                    .await
+                } else {
+                    retrieve::GraphAnswer::none()
+                }
+            },
         );
 
         let mut degraded = Vec::new();
@@ -366,7 +373,7 @@ async fn lookup_entities<E: EntityIndex + ?Sized>(
     forms: &[String],
     limit: usize,
 ) -> Result<(Vec<EntityStats>, Vec<Neighbour>), kb_store::StoreError> {
-    let found = index.resolve(forms).await?;
+    let found = index.resolve(forms, true).await?;
     let ids: Vec<String> = found.iter().map(|e| e.entity.entity_id.clone()).collect();
     let neighbours = index
         .neighbours(&ids, limit.saturating_mul(ids.len().max(1)))

@@ -5,6 +5,10 @@ use kb_store::read::EntityStats;
 
 /// Entities followed from one question; more only add noise and time.
 pub const MAX_ENTITIES: usize = 12;
+/// Mentions the walk may visit, summed over the entities it follows: as keyword search does
+/// with common words, an entity in thousands of chunks (a meeting's speaker) weighs little
+/// and costs most, so the rarest are followed first while their mentions fit.
+pub const MENTION_BUDGET: u64 = 1500;
 /// Share of an entity's weight its neighbours get.
 pub const NEIGHBOUR_SHARE: f64 = 0.25;
 
@@ -12,7 +16,8 @@ pub const NEIGHBOUR_SHARE: f64 = 0.25;
 /// as BM25 weighs a term (an entity mentioned everywhere, like a meeting's main topic or a
 /// speaker, says little about any one chunk), a little more for a multi-word name (it says
 /// more than each of its words). Entities no chunk mentions are dropped; at most
-/// [`MAX_ENTITIES`] are kept, heaviest first.
+/// [`MAX_ENTITIES`] are kept, heaviest first, and only while their mentions fit
+/// [`MENTION_BUDGET`] (the heaviest one always).
 pub fn weigh(found: &[EntityStats]) -> Vec<(EntityStats, f64)> {
     let mut out: Vec<(EntityStats, f64)> = found
         .iter()
@@ -32,7 +37,16 @@ pub fn weigh(found: &[EntityStats]) -> Vec<(EntityStats, f64)> {
             .then_with(|| a.0.entity.entity_id.cmp(&b.0.entity.entity_id))
     });
     out.truncate(MAX_ENTITIES);
-    out
+    let mut mentions = 0u64;
+    let mut kept = Vec::new();
+    for (e, w) in out {
+        if !kept.is_empty() && mentions + e.chunks > MENTION_BUDGET {
+            continue;
+        }
+        mentions += e.chunks;
+        kept.push((e, w));
+    }
+    kept
 }
 
 /// Lower-case content words of the question, reduced to a crude stem so "decided" finds
@@ -88,8 +102,8 @@ mod tests {
                 entity_type: "TOPIC".into(),
             },
             chunks,
-            sources: 1,
-            total_chunks: 1000,
+            sources: None,
+            total_chunks: 10_000,
         }
     }
 
@@ -103,6 +117,23 @@ mod tests {
         ]);
         let ids: Vec<&str> = w.iter().map(|(e, _)| e.entity.entity_id.as_str()).collect();
         assert_eq!(ids, ["b", "c", "a"]);
+    }
+
+    #[test]
+    fn common_entities_wait_while_rare_ones_fill_the_budget() {
+        let w = weigh(&[
+            stats("speaker", "project manager", 1400),
+            stats("a", "budget", 400),
+            stats("b", "battery", 300),
+        ]);
+        let ids: Vec<&str> = w.iter().map(|(e, _)| e.entity.entity_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["b", "a"],
+            "the speaker's 1400 mentions do not fit beside 700"
+        );
+        // The heaviest is followed even alone over the budget.
+        assert_eq!(weigh(&[stats("x", "meeting", 5000)]).len(), 1);
     }
 
     #[test]

@@ -89,11 +89,21 @@ pub(crate) async fn keyword(
     Outcome { hits, whole: false }
 }
 
-/// Entities of the question with their neighbours, and (when `chunks`) the chunks that
-/// mention them and then their neighbours.
+/// Entities of the question with their neighbours, and the chunks that mention them and
+/// then their neighbours.
 pub(crate) struct GraphAnswer {
     pub outcome: Outcome,
     pub entities: Vec<EntityOut>,
+}
+
+impl GraphAnswer {
+    /// The mode did not walk the graph.
+    pub fn none() -> Self {
+        Self {
+            outcome: Outcome::failed(),
+            entities: Vec::new(),
+        }
+    }
 }
 
 pub(crate) async fn graph(
@@ -103,18 +113,17 @@ pub(crate) async fn graph(
     filter: &ChunkFilter,
     depth: usize,
     max_neighbours: usize,
-    chunks: bool,
 ) -> GraphAnswer {
     let on_graph = graph
-        .call(|g| async move {
-            entity_walk(g.as_ref(), names, filter, depth, max_neighbours, chunks).await
-        })
+        .call(
+            |g| async move { entity_walk(g.as_ref(), names, filter, depth, max_neighbours).await },
+        )
         .await;
     let (walk, whole) = match on_graph {
         Ok(walk) => (Some(walk), true),
         Err(_) => (
             pg.call(|s| async move {
-                entity_walk(s.as_ref(), names, filter, depth, max_neighbours, chunks).await
+                entity_walk(s.as_ref(), names, filter, depth, max_neighbours).await
             })
             .await
             .ok(),
@@ -140,9 +149,8 @@ async fn entity_walk<E: EntityIndex + ?Sized>(
     filter: &ChunkFilter,
     depth: usize,
     max_neighbours: usize,
-    chunks: bool,
 ) -> Result<(Vec<ChunkHit>, Vec<EntityOut>), StoreError> {
-    let found = index.resolve(names).await?;
+    let found = index.resolve(names, false).await?;
     let weighted = question::weigh(&found);
     if weighted.is_empty() {
         return Ok((Vec::new(), Vec::new()));
@@ -153,9 +161,6 @@ async fn entity_walk<E: EntityIndex + ?Sized>(
         .collect();
     let neighbours = index.neighbours(&ids, max_neighbours).await?;
     let entities = context(&weighted, &neighbours);
-    if !chunks {
-        return Ok((Vec::new(), entities));
-    }
     let direct: Vec<(String, f64)> = weighted
         .iter()
         .map(|(e, w)| (e.entity.entity_id.clone(), *w))

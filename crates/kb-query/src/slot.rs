@@ -3,6 +3,11 @@
 //! from the other store without waiting, and a background probe brings it back when it
 //! answers again. A stopped process that still holds its port (a blackhole) costs one query
 //! one deadline, not every query.
+//!
+//! Calls in flight per store are bounded (its connection pool's size): under more load than
+//! the machine can answer, queries wait their turn here rather than inside the store, and
+//! one that cannot get a turn within the deadline is answered without that store ("busy")
+//! without taking the store as away — overload must not turn into an outage.
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
@@ -48,15 +53,23 @@ pub struct Slot<T: ?Sized> {
     /// left mid-message by a timeout), rather than keep it (a pool that heals itself).
     drop_failed_client: bool,
     state: RwLock<State<T>>,
+    turns: tokio::sync::Semaphore,
 }
 
 impl<T: ?Sized + Send + Sync> Slot<T> {
-    /// A slot with no client yet: away until a probe succeeds.
-    pub fn new(name: &'static str, deadline: Duration, drop_failed_client: bool) -> Self {
+    /// A slot with no client yet: away until a probe succeeds. At most `concurrency` calls
+    /// run at once (the store's pool size).
+    pub fn new(
+        name: &'static str,
+        deadline: Duration,
+        drop_failed_client: bool,
+        concurrency: usize,
+    ) -> Self {
         Self {
             name,
             deadline,
             drop_failed_client,
+            turns: tokio::sync::Semaphore::new(concurrency.max(1)),
             state: RwLock::new(State {
                 client: None,
                 up: false,
@@ -71,7 +84,7 @@ impl<T: ?Sized + Send + Sync> Slot<T> {
 
     /// A slot holding `client`, taken as up (tests, and callers that just connected).
     pub fn with_client(name: &'static str, deadline: Duration, client: Arc<T>) -> Self {
-        let slot = Self::new(name, deadline, false);
+        let slot = Self::new(name, deadline, false, 16);
         slot.set_up(client);
         slot
     }
@@ -131,7 +144,17 @@ impl<T: ?Sized + Send + Sync> Slot<T> {
         Fut: Future<Output = Result<R, StoreError>>,
     {
         let client = self.client_if_up()?;
-        match tokio::time::timeout(self.deadline, op(client)).await {
+        let started = tokio::time::Instant::now();
+        let Ok(Ok(_turn)) = tokio::time::timeout(self.deadline, self.turns.acquire()).await else {
+            metrics::counter!("kb_query_store_busy_total", "store" => self.name).increment(1);
+            return Err(Away(format!(
+                "busy: no turn within {:?} (more queries than it answers)",
+                self.deadline
+            )));
+        };
+        // The store gets what is left of the deadline after the wait for a turn.
+        let left = self.deadline.saturating_sub(started.elapsed());
+        match tokio::time::timeout(left, op(client)).await {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => {
                 let reason = format!("{e}");
@@ -220,7 +243,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_slow_store_is_away_at_once_and_comes_back_on_probe() {
-        let slot = Slot::<String>::new("pg", Duration::from_millis(50), true);
+        let slot = Slot::<String>::new("pg", Duration::from_millis(50), true, 4);
         let conn = Conn {
             connects: AtomicUsize::new(0),
             fail: false.into(),
@@ -257,6 +280,36 @@ mod tests {
         assert!(slot.is_up());
         // a failed client is dropped (drop_failed_client) and made anew by each later check
         assert_eq!(conn.connects.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn more_calls_than_turns_wait_and_the_late_ones_are_busy_not_away() {
+        let slot = Arc::new(Slot::<String>::new(
+            "graph",
+            Duration::from_millis(300),
+            false,
+            1,
+        ));
+        slot.set_up(Arc::new(String::new()));
+        let release = Arc::new(tokio::sync::Notify::new());
+        let holder = {
+            let (slot, release) = (slot.clone(), release.clone());
+            tokio::spawn(async move {
+                slot.call(|_| async move {
+                    release.notified().await;
+                    Ok(())
+                })
+                .await
+            })
+        };
+        tokio::task::yield_now().await;
+        // The one turn is taken: this call waits out its deadline for a turn.
+        let busy = slot.call(|_| async { Ok(()) }).await.unwrap_err();
+        assert!(busy.0.starts_with("busy"), "{busy:?}");
+        assert!(slot.is_up(), "overload is not an outage");
+        release.notify_one();
+        assert_eq!(holder.await.unwrap(), Ok(()));
+        assert_eq!(slot.call(|_| async { Ok(7) }).await, Ok(7));
     }
 
     #[tokio::test]

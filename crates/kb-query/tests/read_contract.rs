@@ -319,14 +319,24 @@ async fn both_stores_answer_the_same_and_filter_the_same() {
         .collect();
 
     // Entities: same stats and same relations from both stores.
-    let pg_found = s.pg.resolve(&every).await.unwrap();
-    let graph_found = s.graph.resolve(&every).await.unwrap();
+    let pg_found = s.pg.resolve(&every, true).await.unwrap();
+    let graph_found = s.graph.resolve(&every, true).await.unwrap();
     assert_eq!(pg_found, graph_found);
+    // Without sources: the same counts, and nothing claimed about sources.
+    let pg_quick = s.pg.resolve(&every, false).await.unwrap();
+    assert_eq!(pg_quick, s.graph.resolve(&every, false).await.unwrap());
+    assert!(pg_quick
+        .iter()
+        .all(|e| e.sources.is_none() && e.total_chunks == 4));
+    assert_eq!(
+        pg_quick.iter().map(|e| e.chunks).collect::<Vec<_>>(),
+        pg_found.iter().map(|e| e.chunks).collect::<Vec<_>>()
+    );
     let rc = pg_found
         .iter()
         .find(|e| e.entity.canonical_name == "remote control")
         .unwrap();
-    assert_eq!((rc.chunks, rc.sources), (3, 2));
+    assert_eq!((rc.chunks, rc.sources), (3, Some(2)));
     let ids_all: Vec<String> = pg_found
         .iter()
         .map(|e| e.entity.entity_id.clone())

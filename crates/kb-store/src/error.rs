@@ -16,6 +16,10 @@ pub struct StoreError {
     pub kind: StoreErrorKind,
     message: String,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    /// The store did not answer within its deadline (a [`StoreErrorKind::Transient`] error):
+    /// the writer counts these per document to tell a store that hangs from a document that
+    /// cannot be written in time.
+    timed_out: bool,
 }
 
 impl StoreError {
@@ -24,6 +28,7 @@ impl StoreError {
             kind,
             message: message.into(),
             source: None,
+            timed_out: false,
         }
     }
     pub fn with_source(
@@ -35,6 +40,7 @@ impl StoreError {
             kind,
             message: message.into(),
             source: Some(Box::new(source)),
+            timed_out: false,
         }
     }
     pub fn transient(message: impl Into<String>) -> Self {
@@ -43,8 +49,19 @@ impl StoreError {
     pub fn permanent(message: impl Into<String>) -> Self {
         Self::new(StoreErrorKind::Permanent, message)
     }
+    /// A deadline passed before the store answered: transient, and [`Self::is_timeout`].
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self {
+            timed_out: true,
+            ..Self::transient(message)
+        }
+    }
     pub fn is_transient(&self) -> bool {
         self.kind == StoreErrorKind::Transient
+    }
+    /// Whether this is a deadline that passed (see [`Self::timeout`]).
+    pub fn is_timeout(&self) -> bool {
+        self.timed_out
     }
 }
 

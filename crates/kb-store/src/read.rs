@@ -127,8 +127,8 @@ pub struct EntityStats {
     pub entity: EntityRef,
     /// Chunks that mention it.
     pub chunks: u64,
-    /// Sources those chunks belong to.
-    pub sources: u64,
+    /// Sources those chunks belong to, when asked for (it costs a visit of every mention).
+    pub sources: Option<u64>,
     /// Chunks in the whole store, for weighing `chunks` against.
     pub total_chunks: u64,
 }
@@ -163,9 +163,13 @@ pub trait TextIndex: Send + Sync {
 /// Entities and the chunks that mention them: the graph, and Postgres's copy of it.
 #[async_trait::async_trait]
 pub trait EntityIndex: Send + Sync {
-    /// Entities whose canonical name is one of `canonical_names`, with how often each is
-    /// mentioned.
-    async fn resolve(&self, canonical_names: &[String]) -> Result<Vec<EntityStats>, StoreError>;
+    /// Entities whose canonical name is one of `canonical_names`, with how many chunks
+    /// mention each (and in how many sources, with `sources`).
+    async fn resolve(
+        &self,
+        canonical_names: &[String],
+        sources: bool,
+    ) -> Result<Vec<EntityStats>, StoreError>;
 
     /// Relations of the entities `entity_ids` to others, heaviest first, at most `limit`.
     async fn neighbours(

@@ -1,6 +1,21 @@
 use std::fmt;
+use std::time::Duration;
 
-/// Lets callers decide by matching: retry on `Transient`, give up on the others.
+/// The one question every caller asks of an error: try again, give up, or ask an operator.
+/// Shared by the pipeline's error types (`StreamError` here; `StoreError` and the stages map
+/// onto it), so a kind is classified once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transience {
+    /// May succeed later on its own (broker or store away, a timeout, a full disk being freed).
+    Transient,
+    /// Will fail the same way every time (malformed input, a body that is gone).
+    Permanent,
+    /// Needs an operator's fix (settings, broker-side configuration); retried meanwhile, so a
+    /// fix lets the work through without resending anything.
+    Config,
+}
+
+/// Lets callers decide by matching; [`StreamErrorKind::transience`] says what to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamErrorKind {
     /// Broker unreachable, timeout, or a request that may succeed later.
@@ -11,6 +26,52 @@ pub enum StreamErrorKind {
     NotFound,
     /// Broker-side configuration refused (e.g. stream settings conflict).
     Config,
+    /// The broker refused to store: a stream or the object store reached its byte limit, or
+    /// JetStream ran out of storage. Nothing was trimmed; the write may be retried once space
+    /// is freed.
+    Full,
+    /// JetStream does not answer: disabled (e.g. after a disk filled up; it needs a restart)
+    /// or the stream is missing.
+    BrokerDown,
+}
+
+/// How long a caller waits before retrying a full or absent broker: longer than any other
+/// transient error, since it takes an operator (or the GC) to heal.
+pub const BROKER_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+impl StreamErrorKind {
+    pub const fn transience(self) -> Transience {
+        match self {
+            StreamErrorKind::Transient | StreamErrorKind::Full | StreamErrorKind::BrokerDown => {
+                Transience::Transient
+            }
+            StreamErrorKind::Decode | StreamErrorKind::NotFound => Transience::Permanent,
+            StreamErrorKind::Config => Transience::Config,
+        }
+    }
+
+    /// The least a retry should wait, when the kind implies one.
+    pub const fn retry_after(self) -> Option<Duration> {
+        match self {
+            StreamErrorKind::Full | StreamErrorKind::BrokerDown => Some(BROKER_RETRY_AFTER),
+            _ => None,
+        }
+    }
+
+    /// What an operator reads next to the error.
+    pub const fn hint(self) -> Option<&'static str> {
+        match self {
+            StreamErrorKind::Full => Some(
+                "the broker is full: free space (or raise nats.*_max_bytes / max_file_store); \
+                 if JetStream was disabled, restart nats-server",
+            ),
+            StreamErrorKind::BrokerDown => Some(
+                "JetStream does not answer: if it was disabled (a full disk), free space and \
+                 restart nats-server",
+            ),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -51,8 +112,33 @@ impl StreamError {
     ) -> Self {
         Self::with(StreamErrorKind::Decode, message, source)
     }
+
+    /// A failed write to the broker (publish, object put, KV put): `Full` or `BrokerDown`
+    /// when the broker says so, else `Transient`.
+    pub fn write(
+        message: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        let source = source.into();
+        let kind = broker_refusal(&*source).unwrap_or(StreamErrorKind::Transient);
+        Self {
+            kind,
+            message: message.into(),
+            source: Some(source),
+        }
+    }
+
+    /// Retry later (after [`StreamError::retry_after`] if given)?
     pub fn is_transient(&self) -> bool {
-        self.kind == StreamErrorKind::Transient
+        self.kind.transience() == Transience::Transient
+    }
+
+    pub fn transience(&self) -> Transience {
+        self.kind.transience()
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.kind.retry_after()
     }
 }
 
@@ -61,6 +147,9 @@ impl fmt::Display for StreamError {
         f.write_str(&self.message)?;
         if let Some(s) = &self.source {
             write!(f, ": {s}")?;
+        }
+        if let Some(hint) = self.kind.hint() {
+            write!(f, " ({hint})")?;
         }
         Ok(())
     }
@@ -71,5 +160,83 @@ impl std::error::Error for StreamError {
         self.source
             .as_deref()
             .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Whether the broker refused a write for lack of room (`Full`) or because JetStream is off
+/// (`BrokerDown`), from the JetStream API error in `e`'s chain, or failing that its text
+/// (the object store and KV wrap the API error in their own).
+pub fn broker_refusal(e: &(dyn std::error::Error + 'static)) -> Option<StreamErrorKind> {
+    use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+    use async_nats::jetstream::ErrorCode;
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let mut text = String::new();
+    while let Some(err) = cur {
+        if let Some(p) = err.downcast_ref::<PublishError>() {
+            // No responders: no stream took the message (JetStream disabled, stream missing).
+            if p.kind() == PublishErrorKind::StreamNotFound {
+                return Some(StreamErrorKind::BrokerDown);
+            }
+        }
+        if let Some(api) = err.downcast_ref::<async_nats::jetstream::Error>() {
+            match api.error_code() {
+                ErrorCode::INSUFFICIENT_RESOURCES
+                | ErrorCode::STORAGE_RESOURCES_EXCEEDED
+                | ErrorCode::MEMORY_RESOURCES_EXCEEDED
+                | ErrorCode::ACCOUNT_RESOURCES_EXCEEDED => return Some(StreamErrorKind::Full),
+                ErrorCode::JETSTREAM_NOT_ENABLED | ErrorCode::JETSTREAM_NOT_ENABLED_FOR_ACCOUNT => {
+                    return Some(StreamErrorKind::BrokerDown)
+                }
+                _ => {}
+            }
+        }
+        text.push_str(&err.to_string().to_ascii_lowercase());
+        text.push('\n');
+        cur = err.source();
+    }
+    const FULL: [&str; 5] = [
+        "maximum bytes exceeded",
+        "maximum messages exceeded",
+        "insufficient resources",
+        "resource limits exceeded",
+        "no space left",
+    ];
+    if FULL.iter().any(|t| text.contains(t)) {
+        Some(StreamErrorKind::Full)
+    } else if text.contains("jetstream not enabled") {
+        Some(StreamErrorKind::BrokerDown)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_are_classified_once() {
+        use StreamErrorKind::*;
+        for (kind, t) in [
+            (Transient, Transience::Transient),
+            (Full, Transience::Transient),
+            (BrokerDown, Transience::Transient),
+            (Decode, Transience::Permanent),
+            (NotFound, Transience::Permanent),
+            (Config, Transience::Config),
+        ] {
+            assert_eq!(kind.transience(), t, "{kind:?}");
+        }
+        assert_eq!(Full.retry_after(), Some(BROKER_RETRY_AFTER));
+        assert_eq!(Transient.retry_after(), None);
+        let e = StreamError::write(
+            "cannot publish",
+            std::io::Error::other("maximum bytes exceeded"),
+        );
+        assert_eq!(e.kind, Full);
+        assert!(e.is_transient());
+        assert!(e.to_string().contains("free space"), "{e}");
+        let e = StreamError::write("cannot publish", std::io::Error::other("timed out"));
+        assert_eq!(e.kind, Transient);
     }
 }

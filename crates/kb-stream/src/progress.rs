@@ -2,6 +2,7 @@
 //! `kb_progress` (key `<stage>.<source_id>`). `kb ingest` waits on it; `kb status` counts it.
 
 use crate::error::{StreamError, StreamErrorKind};
+use crate::wire::ProgressStatus;
 use async_nats::jetstream::kv;
 use kb_proto::SourceRef;
 use serde::{Deserialize, Serialize};
@@ -9,13 +10,21 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProgressRecord {
     pub version: u64,
-    /// "written", "deleted", "failed", "stale", "parsed", "embedded", "superseded"
+    /// A [`ProgressStatus`]'s name ([`ProgressRecord::progress_status`] reads it): "written",
+    /// "deleted", "failed", "stale", "parsed", "embedded", "superseded".
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub at_unix_ms: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+}
+
+impl ProgressRecord {
+    /// The status, unless it is one this build does not know.
+    pub fn progress_status(&self) -> Option<ProgressStatus> {
+        self.status.parse().ok()
+    }
 }
 
 #[derive(Clone)]
@@ -50,7 +59,7 @@ impl Progress {
         self.kv
             .put(key(stage, source_id), bytes.into())
             .await
-            .map_err(|e| StreamError::transient("cannot write progress", e))?;
+            .map_err(|e| StreamError::write("cannot write progress", e))?;
         Ok(())
     }
 

@@ -4,7 +4,17 @@
 use crate::error::{StreamError, StreamErrorKind};
 use crate::subjects::*;
 use async_nats::jetstream::{self, kv, object_store, stream};
+use kb_core::settings::NatsSettings;
 use std::time::Duration;
+
+/// Alerts: conditions an operator must see (`kb status`), not outages. Key
+/// `<component>.<name>.<kind>`.
+pub const ALERTS_BUCKET: &str = "kb_alerts";
+/// The crash journal: per stage and stream sequence, whether a handler started and never
+/// finished. Key `<stage>.<stream>.<stream_seq>`.
+pub const ATTEMPTS_BUCKET: &str = "kb_attempts";
+/// Journal entries expire: a document that stops crashing for a week starts its count afresh.
+const ATTEMPTS_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Handles to everything [`ensure`] created.
 #[derive(Clone)]
@@ -16,10 +26,64 @@ pub struct Topology {
     pub dlq: stream::Stream,
     pub watch: kv::Store,
     pub progress: kv::Store,
+    pub alerts: kv::Store,
+    pub attempts: kv::Store,
     pub blobs: object_store::ObjectStore,
 }
 
-fn stream_config(name: &str, subject: &str, retention: stream::RetentionPolicy) -> stream::Config {
+/// Byte limits of the streams and the object store, from `[nats]` (0 = unlimited). A stream
+/// at its limit refuses publishes (discard new): nothing is ever trimmed, work waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamLimits {
+    pub source_max_bytes: u64,
+    pub parsed_max_bytes: u64,
+    pub dlq_max_bytes: u64,
+    pub mirror_max_bytes: u64,
+    pub blobs_max_bytes: u64,
+}
+
+impl From<&NatsSettings> for StreamLimits {
+    fn from(n: &NatsSettings) -> Self {
+        Self {
+            source_max_bytes: n.source_max_bytes,
+            parsed_max_bytes: n.parsed_max_bytes,
+            dlq_max_bytes: n.dlq_max_bytes,
+            mirror_max_bytes: n.mirror_max_bytes,
+            blobs_max_bytes: n.blobs_max_bytes,
+        }
+    }
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        Self::from(&NatsSettings::default())
+    }
+}
+
+/// JetStream's "no limit".
+fn bytes_limit(max: u64) -> i64 {
+    if max == 0 {
+        -1
+    } else {
+        i64::try_from(max).unwrap_or(i64::MAX)
+    }
+}
+
+/// Dead letters kept per stage and source: one source cannot flood the DLQ.
+pub const DLQ_PER_SOURCE: i64 = 10;
+
+/// Messages `KB_SOURCE` keeps per source: every queued version (-1) for now. One (a newer
+/// version replaces a queued older one, as `KB_PARSED` does) once the watcher's tests stop
+/// reading every published version back from the work queue (issue 15, WP3); the blob GC
+/// collects `source/` bodies only then.
+pub const SOURCE_MESSAGES_PER_SUBJECT: i64 = -1;
+
+fn stream_config(
+    name: &str,
+    subject: &str,
+    retention: stream::RetentionPolicy,
+    max_bytes: u64,
+) -> stream::Config {
     stream::Config {
         name: name.to_string(),
         subjects: vec![subject.to_string()],
@@ -28,25 +92,58 @@ fn stream_config(name: &str, subject: &str, retention: stream::RetentionPolicy) 
         // Nats-Msg-Id deduplication window: covers publisher retries after a crash.
         duplicate_window: Duration::from_secs(120),
         allow_direct: true,
+        max_bytes: bytes_limit(max_bytes),
+        // Full means refused, never trimmed (the per-subject limits still replace the older
+        // message of a subject: discard_new_per_subject is off).
+        discard: stream::DiscardPolicy::New,
         ..Default::default()
     }
 }
 
-/// The stream configurations, exposed so docs and tests can check them.
+/// The stream configurations with the default limits, exposed so docs and tests can check
+/// them.
 pub fn stream_configs() -> Vec<stream::Config> {
+    stream_configs_with(&StreamLimits::default())
+}
+
+/// The stream configurations with `limits`.
+pub fn stream_configs_with(limits: &StreamLimits) -> Vec<stream::Config> {
     let work_queue = stream::RetentionPolicy::WorkQueue;
-    let mut mirror = stream_config(MIRROR_STREAM, MIRROR_ALL, stream::RetentionPolicy::Limits);
+    // One message per source in the work queues: a newer version replaces a queued older one,
+    // which would have been superseded anyway (and stays with the parser or embedder that
+    // holds it, whose ack then fails harmlessly).
+    let mut source = stream_config(
+        SOURCE_STREAM,
+        SOURCE_ALL,
+        work_queue,
+        limits.source_max_bytes,
+    );
+    source.max_messages_per_subject = SOURCE_MESSAGES_PER_SUBJECT;
+    let mut parsed = stream_config(
+        PARSED_STREAM,
+        PARSED_ALL,
+        work_queue,
+        limits.parsed_max_bytes,
+    );
+    parsed.max_messages_per_subject = 1;
+    let mut mirror = stream_config(
+        MIRROR_STREAM,
+        MIRROR_ALL,
+        stream::RetentionPolicy::Limits,
+        limits.mirror_max_bytes,
+    );
     // The log of record is a compacted changelog: the latest event per source, kept forever,
     // so replaying it yields exactly today's state.
     mirror.max_messages_per_subject = 1;
-    let mut dlq = stream_config(DLQ_STREAM, DLQ_ALL, stream::RetentionPolicy::Limits);
+    let mut dlq = stream_config(
+        DLQ_STREAM,
+        DLQ_ALL,
+        stream::RetentionPolicy::Limits,
+        limits.dlq_max_bytes,
+    );
     dlq.max_age = Duration::from_secs(30 * 24 * 3600);
-    vec![
-        stream_config(SOURCE_STREAM, SOURCE_ALL, work_queue),
-        stream_config(PARSED_STREAM, PARSED_ALL, work_queue),
-        mirror,
-        dlq,
-    ]
+    dlq.max_messages_per_subject = DLQ_PER_SOURCE;
+    vec![source, parsed, mirror, dlq]
 }
 
 async fn upsert_stream(
@@ -64,6 +161,12 @@ async fn upsert_stream(
     js.get_stream(&name)
         .await
         .map_err(|e| StreamError::transient(format!("cannot open stream {name}"), e))
+}
+
+/// The byte limit an existing stream has, if it exists.
+async fn existing_max_bytes(js: &jetstream::Context, name: &str) -> Option<i64> {
+    let mut stream = js.get_stream(name).await.ok()?;
+    stream.info().await.ok().map(|i| i.config.max_bytes)
 }
 
 /// A KV bucket as the pipeline keeps them all: the last value per key, on disk.
@@ -92,9 +195,48 @@ pub async fn upsert_bucket(
     })
 }
 
+/// Creates or updates everything, keeping the byte limits of streams that exist already (a
+/// service with settings set them, see [`ensure_with`]); new streams get the default limits.
 pub async fn ensure(js: &jetstream::Context) -> Result<Topology, StreamError> {
+    let defaults = StreamLimits::default();
+    let mut configs = stream_configs_with(&defaults);
+    for cfg in &mut configs {
+        if let Some(max) = existing_max_bytes(js, &cfg.name).await {
+            cfg.max_bytes = max;
+        }
+    }
+    let blobs_max = match existing_max_bytes(js, BLOBS_STREAM).await {
+        Some(max) => max,
+        None => bytes_limit(defaults.blobs_max_bytes),
+    };
+    ensure_configs(js, configs, blobs_max).await
+}
+
+/// [`ensure`] with the byte limits of `[nats]` (`nats.*_max_bytes`) applied to every stream
+/// and the object store.
+pub async fn ensure_with(
+    js: &jetstream::Context,
+    nats: &NatsSettings,
+) -> Result<Topology, StreamError> {
+    let limits = StreamLimits::from(nats);
+    ensure_configs(
+        js,
+        stream_configs_with(&limits),
+        bytes_limit(limits.blobs_max_bytes),
+    )
+    .await
+}
+
+/// The stream behind the object store `kb_blobs`.
+const BLOBS_STREAM: &str = "OBJ_kb_blobs";
+
+async fn ensure_configs(
+    js: &jetstream::Context,
+    configs: Vec<stream::Config>,
+    blobs_max_bytes: i64,
+) -> Result<Topology, StreamError> {
     let mut streams = Vec::new();
-    for cfg in stream_configs() {
+    for cfg in configs {
         streams.push(upsert_stream(js, cfg).await?);
     }
     let mut it = streams.into_iter();
@@ -119,6 +261,25 @@ pub async fn ensure(js: &jetstream::Context) -> Result<Topology, StreamError> {
         ),
     )
     .await?;
+    let alerts = upsert_bucket(
+        js,
+        bucket_config(
+            ALERTS_BUCKET,
+            "conditions an operator must see, per component",
+        ),
+    )
+    .await?;
+    let attempts = upsert_bucket(
+        js,
+        kv::Config {
+            max_age: ATTEMPTS_MAX_AGE,
+            ..bucket_config(
+                ATTEMPTS_BUCKET,
+                "crash journal: handler starts that never finished, per stage and message",
+            )
+        },
+    )
+    .await?;
     let blobs = match js.get_object_store(BLOB_BUCKET).await {
         Ok(store) => store,
         Err(_) => js
@@ -126,6 +287,7 @@ pub async fn ensure(js: &jetstream::Context) -> Result<Topology, StreamError> {
                 bucket: BLOB_BUCKET.to_string(),
                 description: Some("message bodies too large for one NATS message".to_string()),
                 storage: jetstream::stream::StorageType::File,
+                max_bytes: blobs_max_bytes,
                 ..Default::default()
             })
             .await
@@ -137,6 +299,7 @@ pub async fn ensure(js: &jetstream::Context) -> Result<Topology, StreamError> {
                 )
             })?,
     };
+    limit_blobs(js, blobs_max_bytes).await?;
     Ok(Topology {
         js: js.clone(),
         source,
@@ -145,6 +308,56 @@ pub async fn ensure(js: &jetstream::Context) -> Result<Topology, StreamError> {
         dlq,
         watch,
         progress,
+        alerts,
+        attempts,
         blobs,
     })
+}
+
+/// Brings the object store's byte limit (and discard-new) up to date.
+async fn limit_blobs(js: &jetstream::Context, max_bytes: i64) -> Result<(), StreamError> {
+    let mut stream = js
+        .get_stream(BLOBS_STREAM)
+        .await
+        .map_err(|e| StreamError::transient("cannot open the object store's stream", e))?;
+    let info = stream
+        .info()
+        .await
+        .map_err(|e| StreamError::transient("cannot read the object store's stream", e))?;
+    let mut config = info.config.clone();
+    if config.max_bytes == max_bytes && config.discard == stream::DiscardPolicy::New {
+        return Ok(());
+    }
+    config.max_bytes = max_bytes;
+    config.discard = stream::DiscardPolicy::New;
+    js.update_stream(config).await.map_err(|e| {
+        StreamError::with(
+            StreamErrorKind::Config,
+            "cannot set the object store's limit",
+            e,
+        )
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn ensure_makes_the_alert_and_attempt_buckets_and_is_idempotent() -> anyhow::Result<()> {
+        let nats = kb_testkit::stack().await?.nats().await?;
+        let (_client, js) = crate::connect(&nats.url(), "topology-test").await?;
+        ensure(&js).await?;
+        let topo = ensure(&js).await?;
+        let alerts = topo.alerts.status().await?;
+        assert_eq!(alerts.bucket(), ALERTS_BUCKET);
+        assert_eq!(alerts.history(), 1);
+        let attempts = topo.attempts.status().await?;
+        assert_eq!(attempts.bucket(), ATTEMPTS_BUCKET);
+        assert_eq!(attempts.max_age(), ATTEMPTS_MAX_AGE);
+        topo.attempts.put("parser.KB_SOURCE.7", "{}".into()).await?;
+        assert!(topo.attempts.get("parser.KB_SOURCE.7").await?.is_some());
+        Ok(())
+    }
 }

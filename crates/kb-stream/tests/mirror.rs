@@ -128,3 +128,103 @@ async fn big_bodies_go_through_the_object_store_and_are_cleaned_up() -> anyhow::
     assert_eq!(err.kind, kb_stream::StreamErrorKind::NotFound);
     Ok(())
 }
+
+/// Item 2 of issue 15: two publishers of one version (a redelivery while the first still works,
+/// a duplicate parse). The loser must not delete the body the winner's message points to.
+#[tokio::test]
+async fn two_publishers_of_one_version_never_delete_the_winners_body() -> anyhow::Result<()> {
+    let _fail = kb_testkit::FailGuard::new();
+    let (_nats, p) = setup(1024).await?;
+    let v1 = source("twice", 1);
+    let d1 = doc(&v1, 10 * 1024);
+    kb_core::failpoint::set("mirror.before_send", "1*pause@twice")?;
+    // A stops after storing its body, before sending.
+    let a = {
+        let (p, v1, d1) = (p.clone(), v1.clone(), d1.clone());
+        tokio::spawn(async move { p.mirror(&v1, Kind::Upsert, Some(&d1), "").await })
+    };
+    assert!(
+        kb_core::failpoint::wait_hit("mirror.before_send", std::time::Duration::from_secs(10))
+            .await,
+        "A never reached its send"
+    );
+    // B publishes the same version to completion.
+    assert_eq!(
+        p.mirror(&v1, Kind::Upsert, Some(&d1), "").await?,
+        MirrorPublish::Published
+    );
+    kb_core::failpoint::release("mirror.before_send");
+    assert!(matches!(
+        a.await??,
+        MirrorPublish::Superseded { current: 1 }
+    ));
+    let h = head(&p, "twice").await?;
+    let body = h.body.ok_or_else(|| anyhow::anyhow!("no body"))?;
+    let back = ParsedDocument::decode(p.blobs().fetch(&body).await?.as_slice())?;
+    assert_eq!(back, d1, "the mirror's body is still there");
+    Ok(())
+}
+
+/// Bodies are named per attempt: a version published again with other bytes (the window of
+/// issue 15's item 1, or a redelivered parse) never overwrites the body a queued message
+/// points to, and the deduplicated second attempt's body is deleted at once.
+#[tokio::test]
+async fn a_version_published_again_never_overwrites_the_queued_body() -> anyhow::Result<()> {
+    use futures::TryStreamExt;
+    let (_nats, p) = setup(1024).await?;
+    let v1 = source("again", 1);
+    p.source(&v1, vec![b'x'; 10 * 1024]).await?;
+    p.source(&v1, vec![b'y'; 10 * 1024]).await?;
+    let topo = p.topology();
+    assert_eq!(
+        topo.source.get_info().await?.state.messages,
+        1,
+        "deduplicated"
+    );
+    let m = topo
+        .source
+        .get_last_raw_message_by_subject(&subjects::source("again"))
+        .await?;
+    let ev = kb_proto::SourceEvent::decode(m.payload.as_ref())?;
+    let body = ev.body.ok_or_else(|| anyhow::anyhow!("no body"))?;
+    assert_eq!(p.blobs().fetch(&body).await?, vec![b'x'; 10 * 1024]);
+    let objects: Vec<String> = topo
+        .blobs
+        .list()
+        .await?
+        .map_ok(|o| o.name)
+        .try_collect()
+        .await?;
+    assert_eq!(objects.len(), 1, "the duplicate's body went: {objects:?}");
+    Ok(())
+}
+
+/// The mirror in the form of one change type: upsert, failure and tombstone.
+#[tokio::test]
+async fn changes_reach_the_mirror_last_writer_wins() -> anyhow::Result<()> {
+    use kb_store::Change;
+    use kb_stream::Mirrored;
+    let (_nats, p) = setup(64 * 1024).await?;
+    let v1 = source("c", 1);
+    assert_eq!(
+        p.mirror_change(Change::Upsert(&doc(&v1, 10))).await?,
+        Mirrored::Published
+    );
+    let v2 = source("c", 2);
+    assert_eq!(
+        p.mirror_change(Change::Failed(&v2, "broken")).await?,
+        Mirrored::Published
+    );
+    let h = head(&p, "c").await?;
+    assert_eq!(h.kind, Kind::Failed as i32);
+    assert_eq!(h.error, "broken");
+    assert_eq!(
+        p.mirror_change(Change::Delete(&v1)).await?,
+        Mirrored::Superseded { current: 2 }
+    );
+    assert!(p
+        .mirror_change(Change::Delete(&source("", 3)))
+        .await
+        .is_err());
+    Ok(())
+}

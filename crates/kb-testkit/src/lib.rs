@@ -17,10 +17,17 @@
 //! - [`Stack::private_postgres`]: a [`PostgresServer`] (pgvector available) of its own;
 //! - [`Stack::private_graph`]: a [`GraphServer`], an ArcadeDB Bolt server of its own.
 //!
+//! For fault tests: [`TcpProxy`] (blackhole, cut, refuse a connection), [`FailGuard`] (one
+//! test at a time arms in-process failpoints), [`NatsConfig`] (a broker with
+//! authentication, TLS, a sync interval or a store limit) and [`TestCerts`]. Shared
+//! documents: [`fixtures`] ([`source`], [`document`], [`vector`]).
+//!
 //! The stack is left running when the process ends (`make test` stops it); databases left
 //! behind by finished test processes are dropped the next time a process starts the stack.
 //! Set `KB_TEST_STACK=external` to use an already started stack without running `start`.
 
+mod fail;
+pub mod fixtures;
 mod graph;
 mod graph_server;
 mod names;
@@ -28,10 +35,16 @@ mod nats;
 mod pg_server;
 mod postgres;
 mod process;
+mod proxy;
 mod stack;
+mod tls;
 
+pub use fail::FailGuard;
+pub use fixtures::{document, source, vector};
 pub use graph::GraphDb;
 pub use graph_server::GraphServer;
-pub use nats::NatsServer;
+pub use nats::{nkey_user, NatsAuth, NatsConfig, NatsServer, NatsTls};
 pub use pg_server::PostgresServer;
+pub use proxy::{Mode, ProxyStats, TcpProxy};
 pub use stack::{stack, Stack};
+pub use tls::TestCerts;

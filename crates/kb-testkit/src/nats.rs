@@ -1,5 +1,7 @@
 //! A private `nats-server` with JetStream per test: own ports, own data directory, and the
-//! controls a test needs to exercise broker failures (graceful stop, SIGKILL, restart).
+//! controls a test needs to exercise broker failures (graceful stop, SIGKILL, restart), with
+//! the broker options the pipeline's settings name ([`NatsConfig`]: sync interval, store
+//! limit, authentication, TLS).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -10,11 +12,69 @@ use rustix::process::Signal;
 use tempfile::TempDir;
 
 use crate::process::{append_log, free_ports, is_alive, kill9, log_tail, terminate};
-use crate::Stack;
+use crate::{Stack, TestCerts};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 const START_ATTEMPTS: usize = 3;
+
+/// What a private nats-server runs with besides JetStream; `Default` is a plain server.
+#[derive(Debug, Clone, Default)]
+pub struct NatsConfig {
+    /// `jetstream { sync_interval }`: `"always"`, or a duration such as `"2m"` (the server's
+    /// default when unset). `kb_core::settings::NatsSync::sync_interval` gives the value.
+    pub sync_interval: Option<String>,
+    /// `jetstream { max_file_store }`, bytes: JetStream refuses writes beyond it.
+    pub max_file_store: Option<u64>,
+    pub auth: NatsAuth,
+    /// TLS on the client port.
+    pub tls: Option<NatsTls>,
+}
+
+/// Who the server lets in.
+#[derive(Debug, Clone, Default)]
+pub enum NatsAuth {
+    #[default]
+    Anyone,
+    Token(String),
+    User {
+        user: String,
+        password: String,
+    },
+    /// A user NKey's public key (`U…`); see [`nkey_user`].
+    Nkey(String),
+}
+
+/// The server's certificate and key, and the CA client certificates are checked against
+/// when `verify_clients`.
+#[derive(Debug, Clone)]
+pub struct NatsTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+    pub verify_clients: bool,
+}
+
+impl NatsTls {
+    /// The server side of `certs`.
+    pub fn server_side(certs: &TestCerts, verify_clients: bool) -> Self {
+        Self {
+            cert: certs.server_cert(),
+            key: certs.server_key(),
+            ca: certs.ca(),
+            verify_clients,
+        }
+    }
+}
+
+/// A new user NKey: (public key `U…`, seed `SU…`).
+pub fn nkey_user() -> anyhow::Result<(String, String)> {
+    let pair = nkeys::KeyPair::new_user();
+    let seed = pair
+        .seed()
+        .map_err(|e| anyhow!("cannot encode an nkey seed: {e}"))?;
+    Ok((pair.public_key(), seed))
+}
 
 /// A `nats-server -js` owned by one test. Dropping it kills the server and deletes its data.
 #[derive(Debug)]
@@ -22,6 +82,7 @@ pub struct NatsServer {
     bin: PathBuf,
     port: u16,
     monitor_port: u16,
+    config: NatsConfig,
     // Field order matters for Drop: the process is killed (in `drop`) before the dir goes.
     child: Option<Child>,
     dir: TempDir,
@@ -30,6 +91,11 @@ pub struct NatsServer {
 impl Stack {
     /// Starts a private nats-server with JetStream on a free port, data in its own temp dir.
     pub async fn nats(&self) -> anyhow::Result<NatsServer> {
+        self.nats_with(NatsConfig::default()).await
+    }
+
+    /// [`Stack::nats`] with broker options.
+    pub async fn nats_with(&self, config: NatsConfig) -> anyhow::Result<NatsServer> {
         let dir = tempfile::Builder::new()
             .prefix("kb-nats-")
             .tempdir()
@@ -38,6 +104,7 @@ impl Stack {
             bin: self.nats_server_bin.clone(),
             port: 0,
             monitor_port: 0,
+            config,
             child: None,
             dir,
         };
@@ -78,6 +145,67 @@ impl NatsServer {
         self.dir.path().join("nats-server.log")
     }
 
+    fn config_path(&self) -> PathBuf {
+        self.dir.path().join("nats-server.conf")
+    }
+
+    /// What the server was started with.
+    pub fn config(&self) -> &NatsConfig {
+        &self.config
+    }
+
+    /// The server's configuration file: ports, store and the [`NatsConfig`] options.
+    fn render_config(&self) -> anyhow::Result<String> {
+        let q = |text: &str| serde_json::to_string(text).context("cannot quote for the config");
+        let path = |p: &std::path::Path| {
+            p.to_str()
+                .ok_or_else(|| anyhow!("not UTF-8: {}", p.display()))
+                .and_then(&q)
+        };
+        let mut conf = format!(
+            "listen: {}\nhttp: {}\njetstream {{\n  store_dir: {}\n",
+            q(&format!("127.0.0.1:{}", self.port))?,
+            q(&format!("127.0.0.1:{}", self.monitor_port))?,
+            path(&self.store_dir())?,
+        );
+        if let Some(interval) = &self.config.sync_interval {
+            conf += &format!("  sync_interval: {}\n", q(interval)?);
+        }
+        if let Some(bytes) = self.config.max_file_store {
+            conf += &format!("  max_file_store: {bytes}\n");
+        }
+        conf += "}\n";
+        match &self.config.auth {
+            NatsAuth::Anyone => {}
+            NatsAuth::Token(token) => {
+                conf += &format!("authorization {{ token: {} }}\n", q(token)?)
+            }
+            NatsAuth::User { user, password } => {
+                conf += &format!(
+                    "authorization {{ user: {}, password: {} }}\n",
+                    q(user)?,
+                    q(password)?
+                )
+            }
+            NatsAuth::Nkey(public) => {
+                conf += &format!(
+                    "authorization {{ users: [ {{ nkey: {} }} ] }}\n",
+                    q(public)?
+                )
+            }
+        }
+        if let Some(tls) = &self.config.tls {
+            conf += &format!(
+                "tls {{\n  cert_file: {}\n  key_file: {}\n  ca_file: {}\n  verify: {}\n  timeout: 5\n}}\n",
+                path(&tls.cert)?,
+                path(&tls.key)?,
+                path(&tls.ca)?,
+                tls.verify_clients
+            );
+        }
+        Ok(conf)
+    }
+
     /// True while the server process is alive.
     pub fn is_running(&mut self) -> bool {
         is_alive(&mut self.child)
@@ -100,13 +228,11 @@ impl NatsServer {
             return Ok(());
         }
         let log = append_log(&self.log_path())?;
+        std::fs::write(self.config_path(), self.render_config()?)
+            .context("cannot write the nats-server config")?;
         let child = Command::new(&self.bin)
-            .arg("-js")
-            .args(["-a", "127.0.0.1"])
-            .args(["-p", &self.port.to_string()])
-            .args(["-m", &self.monitor_port.to_string()])
-            .arg("-sd")
-            .arg(self.store_dir())
+            .arg("-c")
+            .arg(self.config_path())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -12,6 +12,27 @@ async fn stream_messages(url: &str) -> u64 {
     s.info().await.unwrap().state.messages
 }
 
+async fn file_stream(js: &jetstream::Context, name: &str, subject: &str) {
+    js.create_stream(stream::Config {
+        name: name.into(),
+        subjects: vec![subject.into()],
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+}
+
+/// The server's `/jsz` (JetStream configuration and usage).
+async fn jsz(nats: &kb_testkit::NatsServer) -> serde_json::Value {
+    reqwest::get(format!("{}/jsz", nats.monitor_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn private_nats_keeps_jetstream_data_across_stop_kill_and_restart() {
     let stack = kb_testkit::stack().await.unwrap();
@@ -21,14 +42,7 @@ async fn private_nats_keeps_jetstream_data_across_stop_kill_and_restart() {
 
     let client = async_nats::connect(nats.url()).await.unwrap();
     let js = jetstream::new(client.clone());
-    js.create_stream(stream::Config {
-        name: "KEEP".into(),
-        subjects: vec!["keep.>".into()],
-        storage: stream::StorageType::File,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    file_stream(&js, "KEEP", "keep.>").await;
     for i in 0..3 {
         js.publish(format!("keep.{i}"), "x".into())
             .await
@@ -91,4 +105,50 @@ async fn dropping_the_server_kills_it_and_removes_its_data() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(refused, "nobody listens on the port after drop");
+}
+
+#[tokio::test]
+async fn a_configured_server_syncs_always_and_refuses_writes_beyond_its_store_limit() {
+    let stack = kb_testkit::stack().await.unwrap();
+    let mut nats = stack
+        .nats_with(kb_testkit::NatsConfig {
+            sync_interval: Some("always".into()),
+            max_file_store: Some(1024 * 1024),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let js_config = jsz(&nats).await;
+    assert_eq!(
+        js_config["config"]["max_storage"],
+        1024 * 1024,
+        "{js_config}"
+    );
+    assert_eq!(js_config["config"]["sync_always"], true, "{js_config}");
+
+    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    file_stream(&js, "FULL", "full.>").await;
+    let body = vec![b'x'; 64 * 1024];
+    let mut refused = None;
+    for i in 0..40 {
+        let ack = match js.publish(format!("full.{i}"), body.clone().into()).await {
+            Ok(ack) => ack.await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = ack {
+            refused = Some((i, e.to_string()));
+            break;
+        }
+    }
+    let (at, error) = refused.expect("1 MiB holds fewer than 40 × 64 KiB");
+    assert!((10..=16).contains(&at), "refused at message {at}: {error}");
+    // The limit survives a restart (the config file is kept).
+    nats.stop().await.unwrap();
+    nats.start().await.unwrap();
+    let js_config = jsz(&nats).await;
+    assert_eq!(
+        js_config["config"]["max_storage"],
+        1024 * 1024,
+        "{js_config}"
+    );
 }

@@ -2,15 +2,23 @@
 //!
 //! A writer that starts on an empty store with a large backlog (a store enabled after a while,
 //! a new database, a wiped one) asks the store for bulk mode ([`MirrorStore::begin_bulk`]:
-//! Postgres drops its HNSW index), consumes as usual, and once its durable consumer has nothing
-//! pending and nothing unacknowledged it ends bulk mode (the index is built once), after which
-//! it simply goes on in normal mode. Should the writer stop before that, the next start's
-//! `prepare` builds whatever is missing.
+//! Postgres drops its HNSW index), consumes as usual, and ends bulk mode (the index is built
+//! once) as soon as the first of these holds:
+//!
+//! - the backlog it started with is written: its durable consumer's ack floor reached the
+//!   mirror stream's last sequence at the start ([`Bulk::target_seq`]);
+//! - its consumer has nothing pending and nothing unacknowledged (the messages of the backlog
+//!   may have been replaced by newer versions of their sources meanwhile);
+//! - `writer.bulk_max_secs` passed.
+//!
+//! Under continuous ingest the consumer never runs dry, so only the first and the last end it.
+//! After that it simply goes on in normal mode. Should the writer stop before, the next
+//! start's `prepare` builds whatever is missing.
 
 use async_nats::jetstream::stream::Stream as JsStream;
 use kb_store::MirrorStore;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// Backlog (mirror messages, i.e. documents) from which a writer on an empty store fills it in
@@ -19,6 +27,14 @@ pub const DEFAULT_MIN_BACKLOG: u64 = 100;
 
 /// How often the writer checks whether it has caught up.
 const POLL: Duration = Duration::from_secs(1);
+
+/// Bulk mode, once started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bulk {
+    /// The mirror stream's last sequence when bulk mode began: the backlog ends there.
+    pub target_seq: u64,
+    pub started: Instant,
+}
 
 /// Messages waiting for the durable consumer `stage`: its pending count, or the whole stream
 /// when the consumer does not exist yet (it starts at the beginning).
@@ -39,39 +55,71 @@ pub async fn maybe_begin<S: MirrorStore + ?Sized>(
     mirror: &JsStream,
     stage: &str,
     min_backlog: u64,
-) -> bool {
+) -> Option<Bulk> {
     if min_backlog == 0 {
-        return false;
+        return None;
     }
-    let Some(waiting) = backlog(mirror, stage).await else {
-        return false;
-    };
+    let waiting = backlog(mirror, stage).await?;
     if waiting < min_backlog {
-        return false;
+        return None;
     }
+    // Read before bulk mode begins: everything up to here is the backlog.
+    let mut stream = mirror.clone();
+    let target_seq = match stream.info().await {
+        Ok(info) => info.state.last_sequence,
+        Err(e) => {
+            tracing::warn!(stage, error = %e, "cannot read the mirror stream; writing normally");
+            return None;
+        }
+    };
     match store.begin_bulk().await {
         Ok(true) => {
             tracing::info!(
                 stage,
                 backlog = waiting,
-                "empty store and a backlog: bulk mode until caught up"
+                target_seq,
+                "empty store and a backlog: bulk mode until the backlog is written"
             );
-            true
+            Some(Bulk {
+                target_seq,
+                started: Instant::now(),
+            })
         }
-        Ok(false) => false,
+        Ok(false) => None,
         Err(e) => {
             tracing::warn!(stage, error = %e, "cannot start bulk mode; writing normally");
-            false
+            None
         }
     }
 }
 
-/// Waits until the durable consumer has caught up, then ends bulk mode (retrying transient
-/// store errors). Returns early on shutdown.
+/// Whether bulk mode should end now (see the module docs).
+async fn should_end(mirror: &JsStream, stage: &str, bulk: &Bulk, max: Duration) -> bool {
+    if bulk.started.elapsed() >= max {
+        tracing::info!(
+            stage,
+            ?max,
+            "bulk mode has lasted writer.bulk_max_secs: ending it"
+        );
+        return true;
+    }
+    match mirror.consumer_info(stage).await {
+        Ok(info) => {
+            info.ack_floor.stream_sequence >= bulk.target_seq
+                || (info.num_pending == 0 && info.num_ack_pending == 0)
+        }
+        Err(_) => false,
+    }
+}
+
+/// Waits until the backlog is written (or `max` passed), then ends bulk mode (retrying
+/// transient store errors). Returns early on shutdown.
 pub async fn finish_when_caught_up<S: MirrorStore + ?Sized>(
     store: Arc<S>,
     mirror: JsStream,
     stage: &'static str,
+    bulk: Bulk,
+    max: Duration,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -79,15 +127,14 @@ pub async fn finish_when_caught_up<S: MirrorStore + ?Sized>(
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(POLL) => {}
         }
-        let caught_up = matches!(
-            mirror.consumer_info(stage).await,
-            Ok(info) if info.num_pending == 0 && info.num_ack_pending == 0
-        );
-        if !caught_up {
+        if !should_end(&mirror, stage, &bulk, max).await {
             continue;
         }
-        tracing::info!(stage, "caught up: ending bulk mode (building indexes)");
-        let started = std::time::Instant::now();
+        tracing::info!(
+            stage,
+            "backlog written: ending bulk mode (building indexes)"
+        );
+        let started = Instant::now();
         loop {
             match store.end_bulk().await {
                 Ok(()) => {

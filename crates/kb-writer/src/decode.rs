@@ -1,26 +1,40 @@
 //! Mirror events off the wire: decoded and validated, with their body fetched.
 
 use kb_proto::{mirror_event::Kind, Message, MirrorEvent, ParsedDocument, SourceRef};
+use kb_store::Change;
 use kb_stream::{Blobs, StreamError, StreamErrorKind};
 
-/// A mirror event ready to apply.
+/// A mirror event off the wire, validated, with its body fetched: what the [`Change`] handed
+/// to the store borrows from. There is one change type from the stream to the stores,
+/// [`Change`]; this only owns its data.
 #[derive(Debug, Clone)]
-pub enum MirrorChange {
-    Upsert(ParsedDocument),
-    Delete(SourceRef),
-    Failed(SourceRef, String),
+pub struct Decoded {
+    source: SourceRef,
+    /// The document of an upsert (its `source` set from the envelope).
+    doc: Option<ParsedDocument>,
+    deleted: bool,
+    /// The reason of a failure.
+    error: String,
 }
 
-impl MirrorChange {
-    pub fn source(&self) -> &SourceRef {
-        static EMPTY: std::sync::OnceLock<SourceRef> = std::sync::OnceLock::new();
-        match self {
-            MirrorChange::Upsert(doc) => doc
-                .source
-                .as_ref()
-                .unwrap_or_else(|| EMPTY.get_or_init(SourceRef::default)),
-            MirrorChange::Delete(s) | MirrorChange::Failed(s, _) => s,
+impl Decoded {
+    /// The change to apply.
+    pub fn change(&self) -> Change<'_> {
+        match &self.doc {
+            Some(doc) => Change::Upsert(doc),
+            None if self.deleted => Change::Delete(&self.source),
+            None => Change::Failed(&self.source, &self.error),
         }
+    }
+
+    /// The source and version the envelope names (authoritative).
+    pub fn source(&self) -> &SourceRef {
+        &self.source
+    }
+
+    /// The failure reason of a `FAILED` event.
+    pub fn failure(&self) -> Option<&str> {
+        (self.doc.is_none() && !self.deleted).then_some(self.error.as_str())
     }
 }
 
@@ -39,10 +53,7 @@ pub fn version_of(payload: &[u8]) -> u64 {
     source_of(payload).map(|s| s.version).unwrap_or(0)
 }
 
-pub async fn decode_mirror_event(
-    payload: &[u8],
-    blobs: &Blobs,
-) -> Result<MirrorChange, StreamError> {
+pub async fn decode_mirror_event(payload: &[u8], blobs: &Blobs) -> Result<Decoded, StreamError> {
     let ev = MirrorEvent::decode(payload)
         .map_err(|e| StreamError::decode("undecodable mirror event", e))?;
     let source = ev
@@ -51,6 +62,12 @@ pub async fn decode_mirror_event(
     if source.source_id.is_empty() || source.version == 0 {
         return Err(invalid("mirror event without source id or version"));
     }
+    let decoded = |doc, deleted, error| Decoded {
+        source: source.clone(),
+        doc,
+        deleted,
+        error,
+    };
     match Kind::try_from(ev.kind).unwrap_or(Kind::Unspecified) {
         Kind::Upsert => {
             let body = ev.body.ok_or_else(|| invalid("upsert without body"))?;
@@ -58,11 +75,11 @@ pub async fn decode_mirror_event(
             let mut doc = ParsedDocument::decode(bytes.as_slice())
                 .map_err(|e| StreamError::decode("undecodable document body", e))?;
             // The envelope is authoritative for identity and version.
-            doc.source = Some(source);
-            Ok(MirrorChange::Upsert(doc))
+            doc.source = Some(source.clone());
+            Ok(decoded(Some(doc), false, String::new()))
         }
-        Kind::Delete => Ok(MirrorChange::Delete(source)),
-        Kind::Failed => Ok(MirrorChange::Failed(source, ev.error)),
+        Kind::Delete => Ok(decoded(None, true, String::new())),
+        Kind::Failed => Ok(decoded(None, false, ev.error)),
         Kind::Unspecified => Err(invalid(format!("unknown mirror event kind {}", ev.kind))),
     }
 }

@@ -3,99 +3,286 @@
 //! retries a store outage on its own without blocking the other writer, and it dead-letters what
 //! can never be applied. `pg-writer` and `graph-writer` are this loop with a different store.
 //!
+//! **Bounded in time.** Every apply runs within the store's deadline
+//! ([`MirrorStore::apply_deadline`]), and the in-process retries of one message stop after
+//! `writer.retry_for_secs` in total (not only their sleeps), after which the message is handed
+//! back to JetStream (nak with delay). A store that stops answering therefore yields an error
+//! and a retry within a bounded time, never a writer stuck on one message.
+//!
+//! **A document that keeps timing out** while the store answers
+//! (`writer.max_timeouts_per_document` apply timeouts in a row, each followed by a probe the
+//! store answered within 2 s) is the document's problem, not the store's: it is dead-lettered
+//! as `timeout`, and marked failed in this writer's store. A probe the store does not answer
+//! starts the count again.
+//!
+//! **Giving up** on a message (any permanent error) marks its source failed at that version in
+//! this writer's store and records progress `failed`, so `kb ingest` ends with "failed"
+//! ([`Writer::give_up`]). The failure mark yields to a retry of the same version.
+//!
 //! The same decoding and [`MirrorStore::apply`] path also serves [`replay`], which rebuilds a
 //! store from the mirror stream with an ephemeral consumer, and [`bulk`], which lets a writer
 //! that starts on an empty store with a backlog fill it in bulk mode.
+//!
+//! Failpoint (tests): `writer.apply`, keyed `<stage>/<source id>` (e.g. `pg-writer/ab12…`),
+//! inside the apply deadline.
 
 pub mod bulk;
 mod decode;
 pub mod replay;
 
-pub use decode::{decode_mirror_event, MirrorChange};
+pub use decode::{decode_mirror_event, Decoded};
 pub use replay::{replay, ReplayError, ReplayEvent, ReplayFrom, ReplayOptions, ReplayReport};
 
-use backon::{ExponentialBuilder, Retryable};
+use kb_core::failpoint::Flow;
 use kb_core::service::Context;
-use kb_store::{Applied, Change, MirrorStore, StoreErrorKind};
-use kb_stream::consume::{self, ConsumerSpec, Delivery, Handler, HandlerError, Outcome};
+use kb_core::settings::WriterSettings;
+use kb_store::{Applied, Change, MirrorStore, StoreError, StoreErrorKind};
+use kb_stream::consume::{
+    self, ConsumerSpec, Delivery, Handler, HandlerError, HandlerErrorKind, Outcome,
+};
 use kb_stream::progress::Progress;
-use kb_stream::{subjects, Publisher, StreamErrorKind, Topology};
-use std::sync::Arc;
-use std::time::Duration;
+use kb_stream::{subjects, NatsTarget, Publisher, StreamErrorKind, Topology};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-/// How long a writer retries a transient store error in-process before handing the message
-/// back to JetStream (nak with delay); the in-progress acks keep it alive meanwhile.
-pub const RETRY_FOR: Duration = Duration::from_secs(20);
+/// Beyond the store's own apply deadline, how long the writer waits before it gives up on an
+/// attempt itself: a store that enforces its deadline reports first, and closes what hung.
+pub const DEADLINE_GRACE: Duration = Duration::from_secs(1);
 
-/// Redelivery after a missed ack (a writer that crashed or hangs); in-progress acks keep a
-/// long write alive, so this bounds only how long a crash delays its messages.
-pub const ACK_WAIT: Duration = Duration::from_secs(30);
+/// First and longest pause between in-process retries.
+const RETRY_MIN_DELAY: Duration = Duration::from_millis(200);
+const RETRY_MAX_DELAY: Duration = Duration::from_secs(5);
 
 /// The durable consumer of a writer: never gives up (a store may be down for hours), keeps
-/// messages alive while a large document is written, and redelivers after a crash.
+/// messages alive while a large document is written, and redelivers after a crash, after
+/// `ack_wait` (`writer.ack_wait_secs`).
 ///
 /// The backoff is flat (one step, equal to `ack_wait`) on purpose: the server measures a nak's
 /// delay against the backoff step of the next delivery, so an escalating backoff such as
 /// 60 s, 120 s, 300 s stretches the writer's own nak delays (1, 2, 4 … 60 s) by up to four
 /// minutes each (measured: a 2 s nak redelivered after 62 s). Writers back off by nak delay.
-pub fn consumer_spec(stage: &'static str, concurrency: usize) -> ConsumerSpec {
+pub fn consumer_spec(stage: &'static str, options: &WriterOptions) -> ConsumerSpec {
     ConsumerSpec {
         stage,
         filter_subject: subjects::MIRROR_ALL.to_string(),
-        ack_wait: ACK_WAIT,
+        ack_wait: options.ack_wait,
         max_deliver: -1,
-        backoff: vec![ACK_WAIT],
-        concurrency,
+        backoff: vec![options.ack_wait],
+        concurrency: options.concurrency,
         max_ack_pending: 256,
     }
 }
 
-/// How a writer service runs.
+/// How a writer service runs; [`WriterOptions::from_settings`] reads `[writer]`.
 #[derive(Debug, Clone)]
 pub struct WriterOptions {
     /// Documents applied at once by this process.
     pub concurrency: usize,
-    /// In-process retry window for transient store errors.
+    /// In-process retry window for transient store errors, in total time
+    /// (`writer.retry_for_secs`); past it the message is nak'ed with delay.
     pub retry_for: Duration,
     /// Fill an empty store in bulk mode when at least this many mirror messages wait for the
     /// writer at start (0 = never). See [`bulk`].
     pub bulk_min_backlog: u64,
+    /// Bulk mode ends after this at the latest, even if the backlog is not written yet.
+    pub bulk_max: Duration,
+    /// Redelivery after a missed ack.
+    pub ack_wait: Duration,
+    /// Apply timeouts of one document in a row, while the store answers a probe, before it is
+    /// dead-lettered as `timeout`.
+    pub max_timeouts_per_document: u32,
+    /// Deaths of the writer on one document before the consume loop dead-letters it as
+    /// `crashed` (`writer.crash_limit`; the loop's crash journal enforces it).
+    pub crash_limit: u32,
 }
 
 impl WriterOptions {
+    /// The `[writer]` defaults.
     pub fn new(concurrency: usize) -> Self {
+        Self::from_settings(&WriterSettings::default(), concurrency)
+    }
+
+    pub fn from_settings(settings: &WriterSettings, concurrency: usize) -> Self {
         Self {
             concurrency,
-            retry_for: RETRY_FOR,
-            bulk_min_backlog: bulk::DEFAULT_MIN_BACKLOG,
+            retry_for: Duration::from_secs(settings.retry_for_secs),
+            bulk_min_backlog: settings.bulk_min_backlog,
+            bulk_max: Duration::from_secs(settings.bulk_max_secs),
+            ack_wait: Duration::from_secs(settings.ack_wait_secs.max(1)),
+            max_timeouts_per_document: settings.max_timeouts_per_document.max(1),
+            crash_limit: settings.crash_limit,
         }
     }
 }
 
-/// The result of applying one mirror event to a store, shared by the writer and replay.
-pub(crate) async fn apply_change<S: MirrorStore + ?Sized>(
+/// How applying a change with retries ended badly.
+#[derive(Debug)]
+pub(crate) enum ApplyError {
+    /// The store's error (the last one, for transient errors that outlasted the retries).
+    Store(StoreError),
+    /// The document timed out this many times in a row while the store answered a probe.
+    Poison { timeouts: u32, last: StoreError },
+}
+
+impl ApplyError {
+    fn kind(&self) -> StoreErrorKind {
+        match self {
+            ApplyError::Store(e) => e.kind,
+            ApplyError::Poison { .. } => StoreErrorKind::Permanent,
+        }
+    }
+}
+
+impl std::fmt::Display for ApplyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApplyError::Store(e) => write!(f, "{e}"),
+            ApplyError::Poison { timeouts, last } => write!(
+                f,
+                "the apply timed out {timeouts} times in a row while the store answered a \
+                 probe: this document cannot be written within its deadline ({last})"
+            ),
+        }
+    }
+}
+
+/// Consecutive apply timeouts per document (source id and version), each followed by a probe
+/// the store answered, in this process.
+///
+/// In memory on purpose: losing the counts with the process only means more retries, and a
+/// document is blamed only when the store answers a probe at the same time.
+#[derive(Debug)]
+pub(crate) struct Timeouts {
+    max: u32,
+    counts: Mutex<HashMap<(String, u64), u32>>,
+}
+
+/// More documents than this timing out at once is an outage, not poison: start counting anew.
+const MAX_TRACKED: usize = 10_000;
+
+impl Timeouts {
+    pub(crate) fn new(max: u32) -> Self {
+        Self {
+            max: max.max(1),
+            counts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u64), u32>> {
+        self.counts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts one more timeout of `key`; returns the count so far.
+    fn record(&self, key: (String, u64)) -> u32 {
+        let mut counts = self.lock();
+        if counts.len() >= MAX_TRACKED && !counts.contains_key(&key) {
+            counts.clear();
+        }
+        let n = counts.entry(key).or_default();
+        *n += 1;
+        *n
+    }
+
+    fn forget(&self, key: &(String, u64)) {
+        self.lock().remove(key);
+    }
+}
+
+fn key_of(change: &Change<'_>) -> (String, u64) {
+    match change.source() {
+        Some(s) => (s.source_id.clone(), s.version),
+        None => (String::new(), 0),
+    }
+}
+
+/// One attempt, within the store's deadline plus [`DEADLINE_GRACE`].
+pub(crate) async fn attempt<S: MirrorStore + ?Sized>(
     store: &S,
-    change: &MirrorChange,
+    change: Change<'_>,
+    stage: &str,
+) -> Result<Applied, StoreError> {
+    let limit = store.apply_deadline(&change);
+    let sid = change.source().map(|s| s.source_id.as_str()).unwrap_or("");
+    let run = async {
+        if let Flow::Err(msg) = kb_core::failpoint!("writer.apply", &format!("{stage}/{sid}")) {
+            return Err(StoreError::transient(format!(
+                "failpoint writer.apply: {msg}"
+            )));
+        }
+        store.apply(change).await
+    };
+    match tokio::time::timeout(limit.saturating_add(DEADLINE_GRACE), run).await {
+        Ok(result) => result,
+        Err(_) => Err(StoreError::timeout(format!(
+            "{stage}: apply of {sid} v{} did not finish within {limit:?}",
+            change.version()
+        ))),
+    }
+}
+
+/// Applies `change`, retrying transient errors in-process until `retry_for` has passed in
+/// total: no attempt starts after that, so one message holds the writer for at most
+/// `retry_for` plus one apply deadline. With `timeouts`, a document that timed out too often in
+/// a row, the store answering a probe after each time, ends as [`ApplyError::Poison`].
+pub(crate) async fn apply_with_retries<S: MirrorStore + ?Sized>(
+    store: &S,
+    change: Change<'_>,
     retry_for: Duration,
     stage: &str,
-) -> Result<Applied, kb_store::StoreError> {
-    let change = match change {
-        MirrorChange::Upsert(doc) => Change::Upsert(doc),
-        MirrorChange::Delete(s) => Change::Delete(s),
-        MirrorChange::Failed(s, reason) => Change::Failed(s, reason),
-    };
-    let attempt = || async { store.apply(change).await };
-    attempt
-        .retry(
-            ExponentialBuilder::default()
-                .with_min_delay(Duration::from_millis(200))
-                .with_max_delay(Duration::from_secs(5))
-                .with_total_delay(Some(retry_for))
-                .without_max_times(),
-        )
-        .when(|e| e.is_transient())
-        .notify(|e, after| tracing::warn!(stage, error = %e, ?after, "store unavailable, retrying"))
-        .await
+    timeouts: Option<&Timeouts>,
+) -> Result<Applied, ApplyError> {
+    let started = Instant::now();
+    let mut delay = RETRY_MIN_DELAY;
+    loop {
+        let err = match attempt(store, change, stage).await {
+            Ok(applied) => {
+                if let Some(t) = timeouts {
+                    t.forget(&key_of(&change));
+                }
+                return Ok(applied);
+            }
+            Err(e) => e,
+        };
+        if !err.is_transient() {
+            if let Some(t) = timeouts {
+                t.forget(&key_of(&change));
+            }
+            return Err(ApplyError::Store(err));
+        }
+        if let (true, Some(t)) = (err.is_timeout(), timeouts) {
+            // A timeout counts against the document only if the store answers right after
+            // it; one it does not answer breaks the run (the store is the problem).
+            let key = key_of(&change);
+            match store.probe().await {
+                Ok(()) => {
+                    let n = t.record(key.clone());
+                    if n >= t.max {
+                        t.forget(&key);
+                        return Err(ApplyError::Poison {
+                            timeouts: n,
+                            last: err,
+                        });
+                    }
+                }
+                Err(e) => {
+                    t.forget(&key);
+                    tracing::warn!(
+                        stage,
+                        source_id = %key.0,
+                        error = %e,
+                        "the store does not answer either: not blaming the document"
+                    );
+                }
+            }
+        }
+        if started.elapsed().saturating_add(delay) >= retry_for {
+            return Err(ApplyError::Store(err));
+        }
+        tracing::warn!(stage, error = %err, after = ?delay, "store unavailable, retrying");
+        tokio::time::sleep(delay).await;
+        delay = delay.saturating_mul(2).min(RETRY_MAX_DELAY);
+    }
 }
 
 pub struct Writer<S: MirrorStore> {
@@ -105,11 +292,18 @@ pub struct Writer<S: MirrorStore> {
     progress: Progress,
     /// How long to retry a transient store error in-process before handing the message back.
     retry_for: Duration,
+    timeouts: Timeouts,
 }
 
 impl<S: MirrorStore + 'static> Writer<S> {
     pub fn new(stage: &'static str, store: S, topo: &Topology, publisher: Publisher) -> Self {
-        Self::shared(stage, Arc::new(store), topo, publisher, RETRY_FOR)
+        Self::shared(
+            stage,
+            Arc::new(store),
+            topo,
+            publisher,
+            &WriterOptions::new(1),
+        )
     }
 
     fn shared(
@@ -117,37 +311,43 @@ impl<S: MirrorStore + 'static> Writer<S> {
         store: Arc<S>,
         topo: &Topology,
         publisher: Publisher,
-        retry_for: Duration,
+        options: &WriterOptions,
     ) -> Self {
         Self {
             stage,
             store,
             publisher,
             progress: Progress::new(topo.progress.clone()),
-            retry_for,
+            retry_for: options.retry_for,
+            timeouts: Timeouts::new(options.max_timeouts_per_document),
         }
     }
 
-    async fn apply(&self, change: &MirrorChange) -> Result<Applied, HandlerError> {
-        apply_change(&*self.store, change, self.retry_for, self.stage)
-            .await
-            .map_err(|e| match e.kind {
-                StoreErrorKind::Transient => HandlerError::transient(e.to_string()),
-                StoreErrorKind::Config => {
-                    HandlerError::transient(format!("store misconfigured: {e}"))
-                }
-                StoreErrorKind::Permanent => {
-                    HandlerError::permanent("store_rejected", e.to_string())
-                }
-            })
-            .map_err(|e| e.with_source(Some(change.source())))
+    async fn apply(&self, change: Change<'_>) -> Result<Applied, HandlerError> {
+        apply_with_retries(
+            &*self.store,
+            change,
+            self.retry_for,
+            self.stage,
+            Some(&self.timeouts),
+        )
+        .await
+        .map_err(|e| match (&e, e.kind()) {
+            (ApplyError::Poison { .. }, _) => HandlerError::permanent("timeout", e.to_string()),
+            (_, StoreErrorKind::Transient) => HandlerError::transient(e.to_string()),
+            (_, StoreErrorKind::Config) => {
+                HandlerError::transient(format!("store misconfigured: {e}"))
+            }
+            (_, StoreErrorKind::Permanent) => {
+                HandlerError::permanent("store_rejected", e.to_string())
+            }
+        })
+        .map_err(|e| e.with_source(change.source()))
     }
-}
 
-#[async_trait::async_trait]
-impl<S: MirrorStore + 'static> Handler for Writer<S> {
-    async fn handle(&self, d: &Delivery) -> Result<Outcome, HandlerError> {
-        let change = match decode_mirror_event(&d.payload, self.publisher.blobs()).await {
+    /// Decodes and applies one message.
+    async fn write(&self, d: &Delivery) -> Result<Outcome, HandlerError> {
+        let decoded = match decode_mirror_event(&d.payload, self.publisher.blobs()).await {
             Ok(c) => c,
             Err(e) if e.kind == StreamErrorKind::NotFound => {
                 // A body is deleted only once a newer state replaced it in the log.
@@ -171,12 +371,8 @@ impl<S: MirrorStore + 'static> Handler for Writer<S> {
                 return Err(HandlerError::from(e).with_source(source.as_ref()));
             }
         };
-        let source = change.source().clone();
-        let applied = self.apply(&change).await?;
-        let error = match &change {
-            MirrorChange::Failed(_, reason) => Some(reason.clone()),
-            _ => None,
-        };
+        let applied = self.apply(decoded.change()).await?;
+        let source = decoded.source();
         let label = match applied {
             Applied::Written => "written",
             Applied::Deleted => "deleted",
@@ -185,20 +381,91 @@ impl<S: MirrorStore + 'static> Handler for Writer<S> {
         };
         // Progress is advisory (it feeds `kb ingest`/`kb status`); the store is the truth.
         self.progress
-            .finished(self.stage, &source, label, error)
+            .finished(
+                self.stage,
+                source,
+                label,
+                decoded.failure().map(str::to_owned),
+            )
             .await;
         Ok(Outcome {
             label,
             version: source.version,
         })
     }
+
+    /// What the writer does before a message of `d` is dead-lettered (`error_kind`, `reason`):
+    /// it marks the source failed at that version in its own store and records progress
+    /// `failed`, so the failure shows in this store and `kb ingest` ends. Best effort and
+    /// bounded (one apply within the store's deadline): the dead letter keeps the message
+    /// either way. Idempotent.
+    ///
+    /// [`Handler::handle`] calls it for the permanent errors the writer returns; a consume
+    /// loop that gives up on its own (a panic, a process that died on the document) calls it
+    /// through its give-up hook.
+    pub async fn give_up(&self, d: &Delivery, error_kind: &str, reason: &str) {
+        let Some(source) =
+            decode::source_of(&d.payload).filter(|s| !s.source_id.is_empty() && s.version > 0)
+        else {
+            return;
+        };
+        let why = format!("{} gave up ({error_kind}): {reason}", self.stage);
+        let mark = Change::Failed(&source, &why);
+        let limit = self
+            .store
+            .apply_deadline(&mark)
+            .saturating_add(DEADLINE_GRACE);
+        let marked = tokio::time::timeout(limit, self.store.apply(mark))
+            .await
+            .unwrap_or_else(|_| Err(StoreError::timeout("marking the source failed")));
+        match marked {
+            Ok(Applied::Stale { current }) => {
+                tracing::info!(
+                    stage = self.stage,
+                    source_id = %source.source_id,
+                    version = source.version,
+                    current,
+                    "gave up on a version the store already holds a newer one of"
+                );
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                stage = self.stage,
+                source_id = %source.source_id,
+                error = %e,
+                "cannot mark the source failed in the store; the dead letter keeps it"
+            ),
+        }
+        self.progress
+            .finished(self.stage, &source, "failed", Some(why))
+            .await;
+    }
 }
 
-/// Runs a writer service: prepares the store, then consumes until shutdown.
-pub async fn run<S: MirrorStore + 'static>(
+#[async_trait::async_trait]
+impl<S: MirrorStore + 'static> Handler for Writer<S> {
+    async fn handle(&self, d: &Delivery) -> Result<Outcome, HandlerError> {
+        let result = self.write(d).await;
+        if let Err(HandlerError {
+            kind: HandlerErrorKind::Permanent { error_kind },
+            reason,
+            ..
+        }) = &result
+        {
+            // Every permanent error is dead-lettered by the consume loop.
+            self.give_up(d, error_kind, reason).await;
+        }
+        result
+    }
+}
+
+/// Runs a writer service: prepares the store, then consumes until shutdown. `nats` is the
+/// `[nats]` settings (or a bare URL).
+pub async fn run<S: MirrorStore + 'static, T: NatsTarget + ?Sized>(
     stage: &'static str,
     store: S,
-    nats_url: &str,
+    nats: &T,
     inline_max: usize,
     concurrency: usize,
     ctx: Context,
@@ -206,7 +473,7 @@ pub async fn run<S: MirrorStore + 'static>(
     run_with(
         stage,
         store,
-        nats_url,
+        nats,
         inline_max,
         WriterOptions::new(concurrency),
         ctx,
@@ -215,15 +482,16 @@ pub async fn run<S: MirrorStore + 'static>(
 }
 
 /// [`run`] with explicit options.
-pub async fn run_with<S: MirrorStore + 'static>(
+pub async fn run_with<S: MirrorStore + 'static, T: NatsTarget + ?Sized>(
     stage: &'static str,
     store: S,
-    nats_url: &str,
+    nats: &T,
     inline_max: usize,
     options: WriterOptions,
     ctx: Context,
 ) -> anyhow::Result<()> {
-    let (_client, js) = kb_stream::connect(nats_url, stage).await?;
+    use backon::{ExponentialBuilder, Retryable};
+    let (_client, js) = kb_stream::connect(nats, stage).await?;
     let topo = kb_stream::topology::ensure(&js).await?;
     let publisher = Publisher::new(&topo, inline_max);
     // The store may not be up yet: wait for it instead of crash-looping.
@@ -238,13 +506,15 @@ pub async fn run_with<S: MirrorStore + 'static>(
         .notify(|e, after| tracing::warn!(stage, error = %e, ?after, "store not ready"))
         .await?;
     let store = Arc::new(store);
-    let spec = consumer_spec(stage, options.concurrency);
+    let spec = consumer_spec(stage, &options);
     let bulk = bulk::maybe_begin(&*store, &topo.mirror, stage, options.bulk_min_backlog).await;
-    let finisher = bulk.then(|| {
+    let finisher = bulk.map(|bulk| {
         tokio::spawn(bulk::finish_when_caught_up(
             store.clone(),
             topo.mirror.clone(),
             stage,
+            bulk,
+            options.bulk_max,
             ctx.shutdown.clone(),
         ))
     });
@@ -253,7 +523,7 @@ pub async fn run_with<S: MirrorStore + 'static>(
         store,
         &topo,
         publisher.clone(),
-        options.retry_for,
+        &options,
     ));
     ctx.health.set_ready(true);
     let result = consume::run(&topo.mirror, spec, writer, publisher, ctx.shutdown.clone()).await;
@@ -262,4 +532,52 @@ pub async fn run_with<S: MirrorStore + 'static>(
     }
     result?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_writer_settings_reach_the_options_and_the_consumer() {
+        let settings = WriterSettings {
+            ack_wait_secs: 5,
+            retry_for_secs: 7,
+            crash_limit: 2,
+            max_timeouts_per_document: 4,
+            bulk_min_backlog: 50,
+            bulk_max_secs: 90,
+        };
+        let o = WriterOptions::from_settings(&settings, 3);
+        assert_eq!(o.concurrency, 3);
+        assert_eq!(o.retry_for, Duration::from_secs(7));
+        assert_eq!(o.ack_wait, Duration::from_secs(5));
+        assert_eq!(o.bulk_max, Duration::from_secs(90));
+        assert_eq!(
+            (
+                o.bulk_min_backlog,
+                o.max_timeouts_per_document,
+                o.crash_limit
+            ),
+            (50, 4, 2)
+        );
+        let spec = consumer_spec("pg-writer", &o);
+        assert_eq!(spec.ack_wait, Duration::from_secs(5));
+        assert_eq!(spec.backoff, vec![Duration::from_secs(5)]);
+        assert_eq!((spec.max_deliver, spec.concurrency), (-1, 3));
+        let defaults = WriterOptions::new(4);
+        assert_eq!(defaults.retry_for, Duration::from_secs(20));
+        assert_eq!(defaults.ack_wait, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn timeouts_are_counted_per_document_version() {
+        let t = Timeouts::new(3);
+        let a = ("a".to_string(), 1);
+        assert_eq!(t.record(a.clone()), 1);
+        assert_eq!(t.record(a.clone()), 2);
+        assert_eq!(t.record(("a".to_string(), 2)), 1, "another version");
+        t.forget(&a);
+        assert_eq!(t.record(a), 1);
+    }
 }

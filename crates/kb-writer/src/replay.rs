@@ -7,8 +7,8 @@
 //! [`MirrorStore::apply`] code as the writers. On an empty store it uses bulk mode
 //! ([`MirrorStore::begin_bulk`]) and ends it once everything is in.
 
-use crate::decode::{self, decode_mirror_event};
-use crate::{apply_change, MirrorChange};
+use crate::decode::{self, decode_mirror_event, Decoded};
+use crate::{apply_with_retries, ApplyError};
 use async_nats::jetstream::consumer::{pull, DeliverPolicy};
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
@@ -261,7 +261,7 @@ async fn apply_one<S: MirrorStore + ?Sized>(
             reason,
         })
     };
-    let change: MirrorChange = match decode_mirror_event(&msg.payload, publisher.blobs()).await {
+    let decoded: Decoded = match decode_mirror_event(&msg.payload, publisher.blobs()).await {
         Ok(c) => c,
         Err(e) if e.kind == StreamErrorKind::NotFound => {
             let current = publisher
@@ -276,10 +276,13 @@ async fn apply_one<S: MirrorStore + ?Sized>(
         Err(e) if e.kind == StreamErrorKind::Decode => return Ok(skip("decode", e.to_string())),
         Err(e) => return Err(ReplayError::transient(e.to_string())),
     };
-    match apply_change(store, &change, retry_for, "replay").await {
+    match apply_with_retries(store, decoded.change(), retry_for, "replay", None).await {
         Ok(applied) => Ok(Done::Applied(applied)),
-        Err(e) if e.kind == StoreErrorKind::Permanent => Ok(skip("store_rejected", e.to_string())),
-        Err(e) => Err(e.into()),
+        Err(ApplyError::Store(e)) if e.kind == StoreErrorKind::Permanent => {
+            Ok(skip("store_rejected", e.to_string()))
+        }
+        Err(ApplyError::Store(e)) => Err(e.into()),
+        Err(e @ ApplyError::Poison { .. }) => Ok(skip("timeout", e.to_string())),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Catching up and rebuilding: a transient store error is handed back to JetStream and retried,
 //! an empty store behind a backlog is filled without its vector index which is built once at
-//! the end, and a replay of the mirror stream into an empty store equals the live store.
+//! the end (also under continuous ingest, and after `writer.bulk_max_secs` at the latest), and
+//! a replay of the mirror stream into an empty store equals the live store.
 #![allow(clippy::unwrap_used)] // tests: a failed step is a failed test
 
 mod common;
@@ -40,6 +41,12 @@ impl<S: MirrorStore> MirrorStore for Faulty<S> {
             return Err(StoreError::transient("injected: connection refused"));
         }
         self.inner.apply(change).await
+    }
+    fn apply_deadline(&self, change: &Change<'_>) -> Duration {
+        self.inner.apply_deadline(change)
+    }
+    async fn probe(&self) -> Result<(), StoreError> {
+        self.inner.probe().await
     }
     async fn summaries(&self) -> Result<Vec<SourceSummary>, StoreError> {
         self.inner.summaries().await
@@ -114,7 +121,9 @@ async fn an_empty_store_behind_a_backlog_is_filled_without_the_index_then_indexe
     // Below the threshold, or on a store that holds something, nothing changes.
     pg.prepare().await.unwrap();
     let mirror = &env.topo.mirror;
-    assert!(!kb_writer::bulk::maybe_begin(&pg, mirror, "pg-writer", 13).await);
+    assert!(kb_writer::bulk::maybe_begin(&pg, mirror, "pg-writer", 13)
+        .await
+        .is_none());
     assert!(pg.has_vector_index().await.unwrap());
     let (other, _) = fresh_pg(8).await;
     other.prepare().await.unwrap();
@@ -122,7 +131,9 @@ async fn an_empty_store_behind_a_backlog_is_filled_without_the_index_then_indexe
         .apply(Change::Upsert(&document("x", 1, 1, 8)))
         .await
         .unwrap();
-    assert!(!kb_writer::bulk::maybe_begin(&other, mirror, "pg-writer", 1).await);
+    assert!(kb_writer::bulk::maybe_begin(&other, mirror, "pg-writer", 1)
+        .await
+        .is_none());
     assert!(other.has_vector_index().await.unwrap());
 
     // Applies are held back, so the writer is still catching up while we look.
@@ -266,6 +277,157 @@ async fn replay_into_an_empty_store_equals_the_live_store() {
         .map(|s| s.source_id)
         .collect();
     assert_eq!(ids, vec!["e"]);
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
+
+/// The real store, with every apply of a source whose id starts with `slow` taking 300 ms.
+struct Slow<S>(S);
+
+#[async_trait::async_trait]
+impl<S: MirrorStore> MirrorStore for Slow<S> {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    async fn prepare(&self) -> Result<(), StoreError> {
+        self.0.prepare().await
+    }
+    async fn apply(&self, change: Change<'_>) -> Result<Applied, StoreError> {
+        if change
+            .source()
+            .is_some_and(|s| s.source_id.starts_with("slow"))
+        {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        self.0.apply(change).await
+    }
+    async fn summaries(&self) -> Result<Vec<SourceSummary>, StoreError> {
+        self.0.summaries().await
+    }
+    async fn counts(&self) -> Result<StoreCounts, StoreError> {
+        self.0.counts().await
+    }
+    async fn begin_bulk(&self) -> Result<bool, StoreError> {
+        self.0.begin_bulk().await
+    }
+    async fn end_bulk(&self) -> Result<(), StoreError> {
+        self.0.end_bulk().await
+    }
+}
+
+/// The stream sequence up to which `stage` has acknowledged everything.
+async fn ack_floor(topo: &kb_stream::Topology, stage: &str) -> u64 {
+    match topo.mirror.consumer_info(stage).await {
+        Ok(info) => info.ack_floor.stream_sequence,
+        Err(_) => 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_mode_ends_under_continuous_ingest() {
+    let env = env().await;
+    let (pg, _) = fresh_pg(8).await;
+    for i in 0..150 {
+        publish(&env.publisher, &document(&format!("doc{i:03}"), 1, 2, 8)).await;
+    }
+    let target = {
+        let mut mirror = env.topo.mirror.clone();
+        mirror.info().await.unwrap().state.last_sequence
+    };
+    // The schema (and the index) exists, so its absence below means bulk mode.
+    pg.prepare().await.unwrap();
+    let (stop, task) = spawn_writer(
+        "pg-writer",
+        Slow(pg.clone()),
+        env.nats.url(),
+        WriterOptions::new(1),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pg.has_vector_index().await.unwrap() {
+        assert!(Instant::now() < deadline, "bulk mode never began");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // From now on a source changes every 100 ms and takes the writer 300 ms each time: the
+    // writer never runs out of messages, so it is never "caught up".
+    let feeding = tokio::spawn({
+        let publisher = env.publisher.clone();
+        async move {
+            for i in 0u64.. {
+                let doc = document(&format!("slow{}", i % 20), i / 20 + 1, 2, 8);
+                publish(&publisher, &doc).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    });
+    // The backlog the writer started with is written...
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ack_floor(&env.topo, "pg-writer").await < target {
+        assert!(Instant::now() < deadline, "the backlog was never written");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let written = Instant::now();
+    // ...while the writer is still behind the live changes.
+    let info = env.topo.mirror.consumer_info("pg-writer").await.unwrap();
+    assert!(info.num_pending > 0, "{info:?}");
+    while !pg.has_vector_index().await.unwrap() {
+        assert!(
+            written.elapsed() < Duration::from_secs(10),
+            "bulk mode did not end after the backlog was written"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "index built {:?} after the backlog was written",
+        written.elapsed()
+    );
+    feeding.abort();
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_mode_ends_after_bulk_max_secs_even_if_the_backlog_is_not_written() {
+    let env = env().await;
+    let (pg, _) = fresh_pg(8).await;
+    for i in 0..12 {
+        publish(&env.publisher, &document(&format!("doc{i:02}"), 1, 2, 8)).await;
+    }
+    pg.prepare().await.unwrap();
+    // Nothing can be written: the backlog stays.
+    let (store, _, gate) = faulty(pg.clone(), 0, false);
+    let options = WriterOptions {
+        bulk_min_backlog: 10,
+        bulk_max: Duration::from_secs(2),
+        ..WriterOptions::new(1)
+    };
+    let (stop, task) = spawn_writer("pg-writer", store, env.nats.url(), options);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pg.has_vector_index().await.unwrap() {
+        assert!(Instant::now() < deadline, "bulk mode never began");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let began = Instant::now();
+    while !pg.has_vector_index().await.unwrap() {
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "bulk mode outlasted bulk_max"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        began.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        began.elapsed()
+    );
+    assert!(
+        pg.summaries().await.unwrap().is_empty(),
+        "nothing was written yet"
+    );
+    gate.send(true).unwrap();
+    wait_for(&pg, "the backlog", Duration::from_secs(60), |s| {
+        s.len() == 12
+    })
+    .await;
     stop.cancel();
     task.await.unwrap().unwrap();
 }

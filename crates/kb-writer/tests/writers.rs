@@ -160,14 +160,30 @@ async fn permanent_failures_are_dead_lettered_with_the_original_and_the_stream_g
     wait_caught_up(&env.topo, "pg-writer", Duration::from_secs(60)).await;
     wait_caught_up(&env.topo, "graph-writer", Duration::from_secs(60)).await;
 
-    let pg_sources: Vec<String> = pg
+    // The document Postgres refused is recorded there as failed, with the reason.
+    let pg_sources: Vec<(String, String)> = pg
         .summaries()
         .await
         .unwrap()
         .into_iter()
-        .map(|s| s.source_id)
+        .map(|s| (s.source_id, s.status))
         .collect();
-    assert_eq!(pg_sources, vec!["good"]);
+    assert_eq!(
+        pg_sources,
+        vec![
+            ("good".to_string(), "ok".to_string()),
+            ("wrong-dims".to_string(), "failed".to_string())
+        ]
+    );
+    let reason: String =
+        sqlx::query_scalar("SELECT error FROM sources WHERE source_id = 'wrong-dims'")
+            .fetch_one(pg.pool())
+            .await
+            .unwrap();
+    assert!(
+        reason.starts_with("pg-writer gave up (store_rejected)") && reason.contains("dimension"),
+        "{reason}"
+    );
 
     let dls = dead_letters(&env.topo).await;
     let mut seen: Vec<(String, String, String)> = dls

@@ -2,14 +2,15 @@
 //! embedder process (and `kb status`) sees the same ones.
 //!
 //! - `kb_embed_cache`: key = [`kb_embed::cache_key`] (model, dimensions, SHA-256 of the text),
-//!   value = the vector as little-endian `f32`s. History 1; optionally capped in bytes, the
-//!   oldest entries going first.
+//!   value = the vector as little-endian `f32`s. History 1; capped in bytes
+//!   (`embedder.cache_max_bytes`, 1 GiB by default), the oldest entries going first.
 //! - `kb_embed_stats`: key `totals` = `{"hits":N,"misses":N}`, summed by every process with
 //!   compare-and-set on the entry's revision.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_nats::jetstream::stream::DiscardPolicy;
 use async_nats::jetstream::{self, kv};
 use futures::{StreamExt, TryStreamExt};
 use kb_embed::{decode_vector, encode_vector, CacheCounters, VectorCache};
@@ -31,7 +32,9 @@ pub struct KvCache {
 }
 
 impl KvCache {
-    /// Creates the bucket if needed (or updates its size cap).
+    /// Creates the bucket if needed (or updates its size cap). A capped cache drops its
+    /// oldest entries to make room (discard old): the KV client creates every bucket with
+    /// discard new, which would refuse the newest vectors instead.
     pub async fn open(js: &jetstream::Context, max_bytes: i64) -> Result<Self, StreamError> {
         let cfg = kv::Config {
             max_bytes: if max_bytes > 0 { max_bytes } else { -1 },
@@ -41,6 +44,7 @@ impl KvCache {
             )
         };
         let kv = upsert_bucket(js, cfg).await?;
+        discard_oldest(js).await?;
         Ok(Self { kv })
     }
 }
@@ -84,6 +88,34 @@ impl VectorCache for KvCache {
             tracing::warn!(failures, "cannot store some embeddings in the cache");
         }
     }
+}
+
+/// Makes the cache bucket's stream drop its oldest entries when full.
+async fn discard_oldest(js: &jetstream::Context) -> Result<(), StreamError> {
+    let name = format!("KV_{CACHE_BUCKET}");
+    let mut stream = js
+        .get_stream(&name)
+        .await
+        .map_err(|e| StreamError::transient("cannot open the cache bucket's stream", e))?;
+    let info = stream
+        .info()
+        .await
+        .map_err(|e| StreamError::transient("cannot read the cache bucket's stream", e))?;
+    if info.config.discard == DiscardPolicy::Old {
+        return Ok(());
+    }
+    let config = jetstream::stream::Config {
+        discard: DiscardPolicy::Old,
+        ..info.config.clone()
+    };
+    js.update_stream(config).await.map_err(|e| {
+        StreamError::with(
+            StreamErrorKind::Config,
+            "cannot make the embedding cache drop its oldest entries",
+            e,
+        )
+    })?;
+    Ok(())
 }
 
 /// Cache hits and misses summed over every embedder process.

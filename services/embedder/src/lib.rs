@@ -11,6 +11,9 @@
 //! A worker that dies leaves its messages unacked; the broker hands them to another worker
 //! after `embedder.ack_wait_secs`, and whatever the dead worker already embedded is a cache hit
 //! there. Its mirror publish, if it got that far, makes the redelivery a no-op ("superseded").
+//! A document the embedder dies on `embedder.crash_limit` times (an abort, an OOM kill) is
+//! given up as `crashed`; like any document given up it gets a dead letter and a FAILED record
+//! in both stores ([`stage::EmbedStage`]'s `on_give_up`).
 
 pub mod cache;
 pub mod stage;
@@ -21,7 +24,7 @@ use std::time::Duration;
 use kb_core::service::Context;
 use kb_core::Settings;
 use kb_embed::{CachedEmbedder, Dispatcher, EmbedErrorKind, Embedder};
-use kb_stream::consume::{self, ConsumerSpec};
+use kb_stream::consume::{self, ConsumerSpec, LoopOptions};
 use kb_stream::progress::Progress;
 use kb_stream::{subjects, Publisher};
 
@@ -32,7 +35,10 @@ pub use stage::EmbedStage;
 const TOTALS_EVERY: Duration = Duration::from_secs(2);
 
 /// The shared durable consumer. `ack_wait` is how long a dead worker's messages wait before
-/// another worker gets them; live workers send in-progress acks every `ack_wait / 3`.
+/// another worker gets them; live workers send in-progress acks every `ack_wait / 3`. A
+/// transient failure is given up after 20 deliveries (`retries_exhausted`, counted by the
+/// loop; the server never drops a message), a document the embedder keeps dying on after
+/// `embedder.crash_limit` deaths (`crashed`).
 pub fn consumer_spec(concurrency: usize, ack_wait: Duration) -> ConsumerSpec {
     let ack_wait = ack_wait.max(Duration::from_secs(1));
     ConsumerSpec {
@@ -77,8 +83,8 @@ pub async fn run(settings: Settings, ctx: Context) -> anyhow::Result<()> {
         dimensions = raw.dimensions(),
         "embedding model ready"
     );
-    let (_client, js) = kb_stream::connect(&settings.nats.url, "kb-embedder").await?;
-    let topo = kb_stream::topology::ensure(&js).await?;
+    let (_client, js) = kb_stream::connect(&settings.nats, "kb-embedder").await?;
+    let topo = kb_stream::topology::ensure_with(&js, &settings.nats).await?;
     let publisher = Publisher::new(&topo, settings.nats.inline_max_bytes);
 
     let dispatcher: Arc<dyn Embedder> =
@@ -109,9 +115,12 @@ pub async fn run(settings: Settings, ctx: Context) -> anyhow::Result<()> {
         Progress::new(topo.progress.clone()),
     ));
     ctx.health.set_ready(true);
-    let result = consume::run(
+    let result = consume::run_with(
         &topo.parsed,
         consumer_spec(e.concurrency, Duration::from_secs(e.ack_wait_secs)),
+        LoopOptions {
+            crash_limit: e.crash_limit,
+        },
         stage,
         publisher,
         ctx.shutdown.clone(),

@@ -1,14 +1,17 @@
 //! The handler: one parsed document in, the same document with an embedding on every chunk
-//! out to the mirror stream.
+//! out to the mirror stream. A document given up (a permanent provider error, retries
+//! exhausted, a panic, an embedder that died on it `embedder.crash_limit` times) is recorded
+//! as FAILED in both stores and in progress, besides its dead letter.
 
 use std::sync::Arc;
 
 use kb_embed::{EmbedError, EmbedErrorKind, Embedder};
-use kb_proto::{mirror_event::Kind, Message, ParsedDocument, ParsedEvent};
-use kb_stream::consume::{Delivery, Handler, HandlerError, HandlerErrorKind, Outcome};
+use kb_proto::{Message, ParsedDocument, ParsedEvent};
+use kb_store::Change;
+use kb_stream::consume::{Delivery, Done, GiveUp, Handler, HandlerError, HandlerErrorKind};
 use kb_stream::input::{self, Input};
 use kb_stream::Progress;
-use kb_stream::{subjects, MirrorPublish, Publisher};
+use kb_stream::{subjects, DeadLetterKind, Mirrored, OutcomeLabel, ProgressStatus, Publisher};
 
 pub struct EmbedStage {
     embedder: Arc<dyn Embedder>,
@@ -28,7 +31,9 @@ pub fn to_handler_error(e: EmbedError) -> HandlerError {
             reason: e.to_string(),
             source: None,
         },
-        EmbedErrorKind::Permanent => HandlerError::permanent("embedding_failed", e.to_string()),
+        EmbedErrorKind::Permanent => {
+            HandlerError::permanent(DeadLetterKind::EmbeddingFailed, e.to_string())
+        }
         EmbedErrorKind::Config => HandlerError::transient(format!("embedder misconfigured: {e}")),
     }
 }
@@ -66,38 +71,62 @@ impl EmbedStage {
 
 #[async_trait::async_trait]
 impl Handler for EmbedStage {
-    async fn handle(&self, d: &Delivery) -> Result<Outcome, HandlerError> {
+    async fn process(&self, d: &Delivery) -> Result<Done, HandlerError> {
         input::on_fresh::<ParsedEvent, _>(&self.publisher, d, |input| self.embed_parsed(input))
             .await
+    }
+
+    /// Both stores record the failure (a FAILED mirror event at the version given up, unless
+    /// the mirror moved past it), and progress says `failed`, so `kb ingest` names it.
+    async fn on_give_up(&self, _d: &Delivery, g: &GiveUp) -> Result<(), HandlerError> {
+        // An undecodable message names no version: its dead letter is all there is.
+        let Some(source) = &g.source else {
+            return Ok(());
+        };
+        let reason = if source.path.is_empty() {
+            g.reason.clone()
+        } else {
+            format!("{}: {}", source.path, g.reason)
+        };
+        self.publisher
+            .mirror_change(Change::Failed(source, &reason))
+            .await?;
+        self.progress
+            .finished(
+                subjects::EMBEDDER,
+                source,
+                ProgressStatus::Failed.as_str(),
+                Some(reason),
+            )
+            .await;
+        Ok(())
     }
 }
 
 impl EmbedStage {
     /// Embeds a parsed version the mirror has not moved past, and publishes it to the mirror.
-    async fn embed_parsed(&self, input: Input) -> Result<Outcome, HandlerError> {
+    /// Its input body goes once the message is acked.
+    async fn embed_parsed(&self, input: Input) -> Result<Done, HandlerError> {
         let (source, body, bytes) = (input.source, input.body, input.bytes);
         let version = source.version;
         let mut doc = ParsedDocument::decode(bytes.as_slice()).map_err(|e| {
-            HandlerError::permanent("decode", format!("undecodable parsed document: {e}"))
-                .with_source(Some(&source))
+            HandlerError::permanent(
+                DeadLetterKind::Decode,
+                format!("undecodable parsed document: {e}"),
+            )
+            .with_source(Some(&source))
         })?;
         doc.source = Some(source.clone());
         self.embed_document(&mut doc)
             .await
             .map_err(|e| to_handler_error(e).with_source(Some(&source)))?;
-        let label = match self
-            .publisher
-            .mirror(&source, Kind::Upsert, Some(&doc), "")
-            .await?
-        {
-            MirrorPublish::Published => "embedded",
-            MirrorPublish::Superseded { .. } => "superseded",
+        let label = match self.publisher.mirror_change(Change::Upsert(&doc)).await? {
+            Mirrored::Published => OutcomeLabel::EMBEDDED,
+            Mirrored::Superseded { .. } | Mirrored::Duplicate => OutcomeLabel::SUPERSEDED,
         };
-        self.progress
-            .finished(subjects::EMBEDDER, &source, label, None)
-            .await;
-        self.publisher.blobs().discard(Some(&body)).await;
-        Ok(Outcome { label, version })
+        Ok(Done::new(label, version)
+            .with_progress(&source)
+            .discarding(Some(body)))
     }
 }
 

@@ -210,6 +210,32 @@ async fn a_refused_key_dead_letters_the_document_with_the_reason() {
     assert_eq!(dl.deliveries, 1, "a refused key is not retried");
     assert_eq!(fake.requests().len(), 2, "probe and one request");
 
+    // Issue 15: the give-up also records the failure in both stores (a FAILED mirror event)
+    // and in progress, so `kb ingest` ends with "failed", not "timeout".
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let failed = loop {
+        if let Ok(m) = p
+            .topology()
+            .mirror
+            .get_last_raw_message_by_subject(&subjects::mirror("gamma"))
+            .await
+        {
+            break MirrorEvent::decode(m.payload.as_ref()).unwrap();
+        }
+        assert!(Instant::now() < deadline, "no FAILED mirror event");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(failed.kind, kb_proto::mirror_event::Kind::Failed as i32);
+    assert_eq!(failed.source.as_ref().unwrap().version, 1);
+    assert!(failed.error.contains("401"), "{}", failed.error);
+    let progress = kb_stream::Progress::new(p.topology().progress.clone())
+        .get(subjects::EMBEDDER, "gamma")
+        .await
+        .unwrap()
+        .expect("progress recorded");
+    assert_eq!(progress.status, "failed");
+    assert_eq!(progress.version, 1);
+
     shutdown.cancel();
     task.await.unwrap().unwrap();
 }
@@ -259,4 +285,101 @@ fn settings_validation_knows_every_provider() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("not known"), "{err}");
+}
+
+/// Issue 15, item 8: a capped cache evicts its oldest entries; it never refuses the newest.
+#[tokio::test]
+async fn a_capped_cache_drops_the_oldest_not_the_newest() {
+    use kb_embed::VectorCache;
+    let stack = kb_testkit::stack().await.unwrap();
+    let nats = stack.nats().await.unwrap();
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = jetstream::new(client);
+    let cache = kb_embedder::cache::KvCache::open(&js, 64 * 1024)
+        .await
+        .unwrap();
+    let key = |i: usize| format!("test-model.{DIMS}.{i:064x}");
+    // 200 vectors of 64 floats (256 bytes each, plus key and headers): well past 64 KiB.
+    for i in 0..200 {
+        cache
+            .put_many(vec![(key(i), kb_testkit::vector(64, i as u64))])
+            .await;
+    }
+    let newest = cache.get_many(&[key(199), key(198)]).await;
+    assert!(
+        newest.iter().all(Option::is_some),
+        "the newest entries are readable"
+    );
+    assert_eq!(newest[0].as_deref(), Some(&kb_testkit::vector(64, 199)[..]));
+    assert!(
+        cache.get_many(&[key(0)]).await[0].is_none(),
+        "the oldest went first"
+    );
+    let info = js
+        .get_key_value(kb_embedder::cache::CACHE_BUCKET)
+        .await
+        .unwrap();
+    let status = info.status().await.unwrap();
+    assert!(
+        status.info.state.bytes <= 64 * 1024,
+        "{:?}",
+        status.info.state
+    );
+}
+
+/// Issue 15, item 3: a document the embedder keeps dying on (here the failpoint drops the
+/// delivery unanswered, as a dead process would) is given up as `crashed` after
+/// `embedder.crash_limit` deaths, with a FAILED record in both stores; the next one goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_the_embedder_dies_on_is_dead_lettered_and_failed_after_crash_limit() {
+    let _fail = kb_testkit::FailGuard::new();
+    kb_core::failpoint::set("consume.handle", "4*skip@delta").unwrap();
+    let stack = kb_testkit::stack().await.unwrap();
+    let nats = stack.nats().await.unwrap();
+    let fake = FakeProvider::start(FakeConfig::new(FakeFlavor::OpenAi, DIMS))
+        .await
+        .unwrap();
+    let mut s = settings(&nats.url(), &fake);
+    s.embedder.ack_wait_secs = 1;
+    s.embedder.crash_limit = 3;
+    let (task, shutdown) = start(s);
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = jetstream::new(client);
+    let p = publisher(&js).await;
+    p.parsed(&document("delta", 1, &["doomed text"]))
+        .await
+        .unwrap();
+    p.parsed(&document("epsilon", 1, &["fine text"]))
+        .await
+        .unwrap();
+    assert_embedded(&mirrored(&p, "epsilon", 1).await);
+
+    let dlq = p.topology().dlq.clone();
+    let deadline = Instant::now() + Duration::from_secs(25);
+    let dl = loop {
+        if let Ok(m) = dlq
+            .get_last_raw_message_by_subject(&subjects::dead_letter(subjects::EMBEDDER, "delta"))
+            .await
+        {
+            break DeadLetter::decode(m.payload.as_ref()).unwrap();
+        }
+        assert!(Instant::now() < deadline, "no dead letter");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(dl.error_kind, "crashed");
+    assert_eq!(dl.deliveries, 5);
+    assert_eq!(dl.source.as_ref().map(|s| s.version), Some(1));
+    let m = p
+        .topology()
+        .mirror
+        .get_last_raw_message_by_subject(&subjects::mirror("delta"))
+        .await
+        .unwrap();
+    let failed = MirrorEvent::decode(m.payload.as_ref()).unwrap();
+    assert_eq!(failed.kind, kb_proto::mirror_event::Kind::Failed as i32);
+    assert!(failed.error.contains("died 3 times"), "{}", failed.error);
+    assert_eq!(kb_core::failpoint::hits("consume.handle"), 4);
+
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
 }

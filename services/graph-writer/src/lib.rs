@@ -12,18 +12,10 @@ pub async fn run(settings: Settings, ctx: Context) -> anyhow::Result<()> {
         ctx.shutdown.cancelled().await;
         return Ok(());
     }
-    let n = &settings.neo4j;
-    let config = kb_graph::GraphConfig {
-        uri: n.uri.clone(),
-        user: n.user.clone(),
-        password: n.password.expose().to_string(),
-        database: n.database.clone(),
-        max_connections: n.max_connections,
-    };
     // The graph server may be down when the writer (re)starts: wait for it instead of exiting,
     // so the writer catches up by itself when it returns.
     let store = loop {
-        match kb_graph::GraphStore::connect(&config).await {
+        match kb_graph::GraphStore::from_settings(&settings.neo4j).await {
             Ok(store) => break store,
             Err(e) if e.is_transient() => {
                 tracing::warn!(error = %e, "graph server not reachable, waiting for it");
@@ -36,12 +28,12 @@ pub async fn run(settings: Settings, ctx: Context) -> anyhow::Result<()> {
         }
     };
     // One document at a time: concurrent MERGEs of shared entities conflict on some servers.
-    kb_writer::run(
+    kb_writer::run_with(
         "graph-writer",
         store,
-        &settings.nats.url,
+        &settings.nats,
         settings.nats.inline_max_bytes,
-        1,
+        kb_writer::WriterOptions::from_settings(&settings.writer, 1),
         ctx,
     )
     .await

@@ -14,7 +14,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let settings = Settings::load(args.config.as_deref())?;
-    settings.validate(&[Component::Nats, Component::Neo4j])?;
+    settings.validate(&[Component::Nats, Component::Neo4j, Component::Writer])?;
     kb_core::service::run("kb-graph-writer", &settings.clone(), |ctx| {
         kb_graph_writer::run(settings, ctx)
     })

@@ -229,7 +229,7 @@ pub fn llm_extractor(settings: &Settings) -> anyhow::Result<Option<LlmExtractor>
 
 /// Runs the parser service until shutdown.
 pub async fn run(settings: Settings, ctx: Context) -> anyhow::Result<()> {
-    let (_client, js) = kb_stream::connect(&settings.nats.url, "kb-parser").await?;
+    let (_client, js) = kb_stream::connect(&settings.nats, "kb-parser").await?;
     let topo = kb_stream::topology::ensure(&js).await?;
     let publisher = Publisher::new(&topo, settings.nats.inline_max_bytes);
     let parser = Arc::new(

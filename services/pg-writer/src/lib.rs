@@ -18,7 +18,7 @@ pub async fn run(settings: Settings, dimensions: usize, ctx: Context) -> anyhow:
     // Postgres may be down when the writer (re)starts: wait for it instead of exiting, so the
     // writer catches up by itself when it returns.
     let store = loop {
-        match kb_pg::PgStore::connect(pg.url.expose(), dimensions, pg.max_connections).await {
+        match kb_pg::PgStore::from_settings(pg, dimensions).await {
             Ok(store) => break store,
             Err(e) if e.is_transient() => {
                 tracing::warn!(error = %e, "postgres not reachable, waiting for it");
@@ -30,12 +30,12 @@ pub async fn run(settings: Settings, dimensions: usize, ctx: Context) -> anyhow:
             Err(e) => return Err(e.into()),
         }
     };
-    kb_writer::run(
+    kb_writer::run_with(
         "pg-writer",
         store,
-        &settings.nats.url,
+        &settings.nats,
         settings.nats.inline_max_bytes,
-        4,
+        kb_writer::WriterOptions::from_settings(&settings.writer, 4),
         ctx,
     )
     .await

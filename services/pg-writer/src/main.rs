@@ -14,7 +14,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let settings = Settings::load(args.config.as_deref())?;
-    settings.validate(&[Component::Nats, Component::Postgres])?;
+    settings.validate(&[Component::Nats, Component::Postgres, Component::Writer])?;
     let dimensions = settings.embedder.dimensions;
     kb_core::service::run("kb-pg-writer", &settings.clone(), |ctx| {
         kb_pg_writer::run(settings, dimensions, ctx)

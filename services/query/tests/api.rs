@@ -143,12 +143,17 @@ async fn search_documents_entities_limits_and_errors() -> anyhow::Result<()> {
             assert!(score > 0.0 && score <= last_score, "{mode}: scores fall");
             last_score = score;
             let ranks = h["ranks"].as_object().unwrap();
-            // score = Σ weight / (rrf_k + rank), defaults: rrf_k 60, weights 1, 1, 0.5
+            // score = Σ weight / (rrf_k + rank), with the default settings
+            let q = kb_core::settings::QuerySettings::default();
             let expected: f64 = ranks
                 .iter()
                 .map(|(r, rank)| {
-                    let w = if r == "graph" { 0.5 } else { 1.0 };
-                    w / (60.0 + rank.as_f64().unwrap())
+                    let w = match r.as_str() {
+                        "graph" => q.weight_graph,
+                        "keyword" => q.weight_keyword,
+                        _ => q.weight_vector,
+                    };
+                    w / (q.rrf_k + rank.as_f64().unwrap())
                 })
                 .sum();
             assert!((score - expected).abs() < 1e-9, "{mode}: {h}");

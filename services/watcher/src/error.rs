@@ -74,7 +74,10 @@ impl std::error::Error for WatchError {
 impl From<StreamError> for WatchError {
     fn from(e: StreamError) -> Self {
         let kind = match e.kind {
-            StreamErrorKind::Transient | StreamErrorKind::NotFound => WatchErrorKind::Transient,
+            StreamErrorKind::Transient
+            | StreamErrorKind::NotFound
+            | StreamErrorKind::Full
+            | StreamErrorKind::BrokerDown => WatchErrorKind::Transient,
             StreamErrorKind::Decode => WatchErrorKind::Corrupt,
             StreamErrorKind::Config => WatchErrorKind::Invalid,
         };

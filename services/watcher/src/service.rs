@@ -51,7 +51,7 @@ pub async fn run(settings: Settings, ctx: Context) -> anyhow::Result<()> {
     tokio::fs::create_dir_all(&cfg.dir)
         .await
         .with_context(|| format!("cannot create the watched folder {}", cfg.dir.display()))?;
-    let (_client, js) = kb_stream::connect(&settings.nats.url, "kb-watcher").await?;
+    let (_client, js) = kb_stream::connect(&settings.nats, "kb-watcher").await?;
     let topo = kb_stream::topology::ensure(&js).await?;
     let publisher = Publisher::new(&topo, settings.nats.inline_max_bytes);
     let drive = if settings.drive.enabled {

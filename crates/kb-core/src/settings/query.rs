@@ -61,7 +61,7 @@ impl Default for QuerySettings {
             rrf_k: 60.0,
             weight_vector: 1.0,
             weight_keyword: 1.0,
-            weight_graph: 0.5,
+            weight_graph: 0.25,
             max_neighbours: 20,
             embedding_cache: 1024,
         }

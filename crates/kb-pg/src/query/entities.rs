@@ -25,35 +25,43 @@ fn entity((entity_id, name, canonical_name, entity_type): EntityRow) -> EntityRe
 pub(crate) async fn resolve(
     pool: &PgPool,
     canonical_names: &[String],
+    sources: bool,
+    total_chunks: i64,
 ) -> Result<Vec<EntityStats>, StoreError> {
     if canonical_names.is_empty() {
         return Ok(Vec::new());
     }
-    let rows: Vec<(String, String, String, String, i64, i64, i64)> = sqlx::query_as(
+    // One mention per (chunk, entity): counting mentions counts chunks, from the index alone.
+    let sql = if sources {
         "SELECT e.entity_id, e.name, e.canonical_name, e.entity_type,
-                count(DISTINCT m.chunk_id), count(DISTINCT c.source_id),
-                (SELECT count(*) FROM chunks)
+                count(m.chunk_id), count(DISTINCT c.source_id)
          FROM entities e
          LEFT JOIN chunk_mentions m ON m.entity_id = e.entity_id
          LEFT JOIN chunks c ON c.chunk_id = m.chunk_id
          WHERE e.canonical_name = ANY($1)
          GROUP BY e.entity_id
-         ORDER BY e.entity_id",
-    )
-    .bind(canonical_names)
-    .fetch_all(pool)
-    .await
-    .map_err(|e| store_error("resolving entities", e))?;
+         ORDER BY e.entity_id"
+    } else {
+        "SELECT e.entity_id, e.name, e.canonical_name, e.entity_type,
+                (SELECT count(*) FROM chunk_mentions m WHERE m.entity_id = e.entity_id),
+                NULL::int8
+         FROM entities e
+         WHERE e.canonical_name = ANY($1)
+         ORDER BY e.entity_id"
+    };
+    let rows: Vec<(String, String, String, String, i64, Option<i64>)> = sqlx::query_as(sql)
+        .bind(canonical_names)
+        .fetch_all(pool)
+        .await
+        .map_err(|e| store_error("resolving entities", e))?;
     Ok(rows
         .into_iter()
-        .map(
-            |(id, name, canonical, ty, chunks, sources, total)| EntityStats {
-                entity: entity((id, name, canonical, ty)),
-                chunks: u64::try_from(chunks).unwrap_or(0),
-                sources: u64::try_from(sources).unwrap_or(0),
-                total_chunks: u64::try_from(total).unwrap_or(0),
-            },
-        )
+        .map(|(id, name, canonical, ty, chunks, srcs)| EntityStats {
+            entity: entity((id, name, canonical, ty)),
+            chunks: u64::try_from(chunks).unwrap_or(0),
+            sources: srcs.map(|n| u64::try_from(n).unwrap_or(0)),
+            total_chunks: u64::try_from(total_chunks).unwrap_or(0),
+        })
         .collect())
 }
 

@@ -17,6 +17,7 @@ use crate::error::store_error;
 use crate::PgStore;
 use rows::{ChunkRow, SourceRow, CHUNK_COLUMNS, SOURCE_COLUMNS};
 
+pub(crate) use keyword::TermStats;
 pub use keyword::TS_CONFIG;
 
 async fn nearest(
@@ -125,14 +126,19 @@ impl TextIndex for PgStore {
         filter: &ChunkFilter,
         k: usize,
     ) -> Result<Vec<ChunkHit>, StoreError> {
-        keyword::keyword(&self.pool, query, filter, k).await
+        keyword::keyword(&self.pool, &self.term_stats, query, filter, k).await
     }
 }
 
 #[async_trait::async_trait]
 impl EntityIndex for PgStore {
-    async fn resolve(&self, canonical_names: &[String]) -> Result<Vec<EntityStats>, StoreError> {
-        entities::resolve(&self.pool, canonical_names).await
+    async fn resolve(
+        &self,
+        canonical_names: &[String],
+        sources: bool,
+    ) -> Result<Vec<EntityStats>, StoreError> {
+        let total = keyword::chunk_total(&self.pool, &self.term_stats).await?;
+        entities::resolve(&self.pool, canonical_names, sources, total).await
     }
 
     async fn neighbours(

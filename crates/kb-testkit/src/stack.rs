@@ -20,6 +20,7 @@ pub struct Stack {
     pub(crate) nats_url: String,
     pub(crate) nats_server_bin: PathBuf,
     pub(crate) stack_dir: PathBuf,
+    pub(crate) pg_bin_dir: PathBuf,
 }
 
 static STACK: OnceCell<Stack> = OnceCell::const_new();
@@ -122,6 +123,7 @@ impl Stack {
             nats_url: get("KB_NATS_URL")?,
             nats_server_bin: get("KB_NATS_SERVER_BIN")?.into(),
             stack_dir: get("KB_STACK_DIR")?.into(),
+            pg_bin_dir: get("KB_PG_BIN_DIR")?.into(),
         })
     }
 
@@ -131,6 +133,20 @@ impl Stack {
     }
 
     /// The stack's directory (`KB_STACK_DIR`): installed packages, server data, the model.
+    /// Postgres' programs (`postgres`, `psql`, `pgbench`), wherever the stack put them: under
+    /// the stack's directory, or under /var/lib when the checkout is out of reach of the
+    /// Postgres service user. `deploy/local/stack env` is the one place that knows.
+    pub fn pg_bin_dir(&self) -> anyhow::Result<PathBuf> {
+        if self.pg_bin_dir.join("postgres").is_file() {
+            Ok(self.pg_bin_dir.clone())
+        } else {
+            bail!(
+                "postgres is not installed in {}: run `deploy/local/stack install`",
+                self.pg_bin_dir.display()
+            )
+        }
+    }
+
     pub fn stack_dir(&self) -> PathBuf {
         self.stack_dir.clone()
     }

@@ -16,3 +16,66 @@ async fn stack_is_started_once_and_reports_its_paths() {
     let client = async_nats::connect(first.nats_url()).await.unwrap();
     client.flush().await.unwrap();
 }
+
+/// The stack's Postgres programs are where the script says, and `psql` there works against the
+/// shared server (the end-to-end tests run the seed's SQL with it).
+#[tokio::test]
+async fn postgres_programs_are_found_where_the_stack_put_them() {
+    let stack = kb_testkit::stack().await.unwrap();
+    let bin = stack.pg_bin_dir().unwrap();
+    let out = std::process::Command::new(bin.join("psql"))
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-c",
+            "select 1",
+            "-d",
+            stack.postgres_url(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
+}
+
+/// As root, a checkout the Postgres service user cannot enter (under /root, or a `mktemp -d`
+/// folder) keeps Postgres' programs outside it, and `stack env` says where: the one answer the
+/// test kit and the benchmarks use, instead of each looking under the checkout.
+#[test]
+fn a_checkout_out_of_reach_of_the_postgres_user_gets_its_programs_elsewhere() {
+    if !rustix::process::geteuid().is_root() {
+        return; // only root runs Postgres as another user
+    }
+    let hidden = tempfile::tempdir().unwrap(); // mode 0700, owned by root
+    let stack_dir = hidden.path().join(".stack");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/local/stack");
+    let out = std::process::Command::new(script)
+        .args(["--instance", "test", "env"])
+        .env("KB_STACK_DIR", &stack_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let env = String::from_utf8_lossy(&out.stdout);
+    let bin = env
+        .lines()
+        .find_map(|l| l.strip_prefix("export KB_PG_BIN_DIR="))
+        .expect("stack env prints KB_PG_BIN_DIR");
+    assert!(
+        bin.starts_with("/var/lib/") && !bin.starts_with(&*hidden.path().to_string_lossy()),
+        "Postgres' programs for {} would be at {bin}, where its service user cannot reach them",
+        stack_dir.display()
+    );
+    // `env` made the (empty) directory for it; leave nothing behind.
+    if let Some((base, _)) = bin.split_once("/pkgs/") {
+        let _ = std::fs::remove_dir(base);
+    }
+}

@@ -18,6 +18,7 @@ pub struct Stack {
     pub(crate) arcadedb_http: String,
     pub(crate) arcadedb_root_password: String,
     pub(crate) nats_url: String,
+    pub(crate) nats_monitor_url: String,
     pub(crate) nats_server_bin: PathBuf,
     pub(crate) stack_dir: PathBuf,
     pub(crate) pg_bin_dir: PathBuf,
@@ -121,6 +122,7 @@ impl Stack {
             arcadedb_http: get("KB_ARCADEDB_HTTP")?,
             arcadedb_root_password: get("KB_ARCADEDB_ROOT_PASSWORD")?,
             nats_url: get("KB_NATS_URL")?,
+            nats_monitor_url: get("KB_NATS_MONITOR_URL")?,
             nats_server_bin: get("KB_NATS_SERVER_BIN")?.into(),
             stack_dir: get("KB_STACK_DIR")?.into(),
             pg_bin_dir: get("KB_PG_BIN_DIR")?.into(),
@@ -161,6 +163,11 @@ impl Stack {
     /// server, should use [`Stack::nats`] instead.
     pub fn nats_url(&self) -> &str {
         &self.nats_url
+    }
+
+    /// The shared broker's monitoring endpoint (`/varz`, `/jsz`, `/healthz`).
+    pub fn nats_monitor_url(&self) -> &str {
+        &self.nats_monitor_url
     }
 
     /// The `nats-server` binary the stack installed.

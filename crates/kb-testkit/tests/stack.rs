@@ -79,3 +79,64 @@ fn a_checkout_out_of_reach_of_the_postgres_user_gets_its_programs_elsewhere() {
         let _ = std::fs::remove_dir(base);
     }
 }
+
+/// `KB_NATS__SYNC` and `KB_NATS__MAX_STORE_BYTES` (the settings `nats.sync` and
+/// `nats.max_store_bytes`) reach the configuration the stack starts its broker with.
+#[tokio::test]
+async fn the_stack_writes_the_brokers_sync_and_size_settings() {
+    let stack = kb_testkit::stack().await.unwrap();
+    let lib = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/local/lib");
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("nats.conf");
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(r#"set -euo pipefail; source "$1/common.sh"; source "$1/nats.sh"; NATS_DATA=$2; nats_config >"$3""#)
+        .args(["-", &lib.display().to_string(), &dir.path().display().to_string(), &conf.display().to_string()])
+        .env("KB_NATS__SYNC", "always")
+        .env("KB_NATS__MAX_STORE_BYTES", "123456789")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let monitor = listener.local_addr().unwrap().port();
+    drop(listener);
+    let mut server = std::process::Command::new(stack.nats_server_bin())
+        .args([
+            "-js",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            "-1",
+            "-m",
+            &monitor.to_string(),
+        ])
+        .arg("-sd")
+        .arg(dir.path().join("data"))
+        .arg("-c")
+        .arg(&conf)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{monitor}/varz");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let varz: serde_json::Value = loop {
+        if let Ok(r) = reqwest::get(&url).await {
+            break r.json().await.unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nats-server did not start"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let _ = server.kill();
+    let _ = server.wait();
+    let config = &varz["jetstream"]["config"];
+    assert_eq!(config["max_storage"], 123_456_789, "{config}");
+    assert_eq!(config["sync_always"], true, "{config}");
+}

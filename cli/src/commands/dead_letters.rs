@@ -590,7 +590,8 @@ async fn reserve_version(
             let Some(entry) = store.file(sid).await? else {
                 return Ok(Some(floor + 1));
             };
-            if !same(&entry.value.content_hash, entry.value.deleted) {
+            // A pending entry: the watcher is publishing a newer change as that version.
+            if entry.value.pending || !same(&entry.value.content_hash, entry.value.deleted) {
                 return Ok(None);
             }
             let version = entry.value.version.max(floor) + 1;

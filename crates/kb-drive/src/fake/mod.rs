@@ -241,6 +241,14 @@ impl FakeDrive {
         }
     }
 
+    /// Makes the edits of `edit` without a trace in the changes feed (as drift the feed
+    /// missed): only a full listing sees them.
+    pub fn without_feed(&self, edit: impl FnOnce(&Self)) {
+        self.lock().feed_off = true;
+        edit(self);
+        self.lock().feed_off = false;
+    }
+
     /// Answers the next `times` requests of `route` (for `file_id` only, when given) with
     /// `fault`.
     pub fn fail(&self, route: Route, file_id: Option<&str>, fault: Fault, times: usize) {

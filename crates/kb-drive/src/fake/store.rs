@@ -89,6 +89,8 @@ pub(crate) struct Store {
     pub counts: HashMap<Route, usize>,
     pub tokens_issued: usize,
     pub shared_drives: Vec<String>,
+    /// Edits made while set are left out of the changes feed.
+    pub feed_off: bool,
 }
 
 pub(crate) fn rfc3339(ms: i64) -> String {
@@ -122,6 +124,7 @@ impl Store {
             counts: HashMap::new(),
             tokens_issued: 0,
             shared_drives: Vec::new(),
+            feed_off: false,
         }
     }
 
@@ -137,6 +140,9 @@ impl Store {
     }
 
     fn record(&mut self, kind: ChangeKind) {
+        if self.feed_off {
+            return;
+        }
         let time_ms = self.clock_ms;
         self.changes.push(ChangeEntry {
             seq: self.next_seq,

@@ -6,17 +6,28 @@
 //! large or unreadable become a FAILED mirror event and a dead letter, once per change.
 //!
 //! Source ids derive from the Drive file id (origin `drive:<name>`), so renames and moves keep
-//! the identity. State lives in KV (see [`state`]); publishing comes before every state write
-//! and the page token is saved only after its page is done, so a crash anywhere republishes at
-//! most what deduplication absorbs and loses nothing.
+//! the identity. State lives in KV (see [`state`]). A version is reserved in a file's state
+//! before anything is published as it and recorded as done after (`commit.rs`), and the page
+//! token is saved only after every file of its page is recorded, so a crash anywhere
+//! republishes at most the same change as the same version and loses nothing.
+//!
+//! A file that fails for a reason that may pass (a refused or unauthorised download, a state
+//! that kept changing) does not hold the feed back: it is recorded for another attempt at each
+//! sync (`retry.rs`) and, after `max_file_attempts`, recorded as FAILED with a dead letter.
+//! Every `relist_secs` a full listing replaces the changes feed once, repairing anything the
+//! feed missed.
 
+mod changes;
+mod commit;
+mod listing;
 mod reconcile;
+mod retry;
 mod service;
 pub mod state;
 mod sync;
 
 pub use service::run_drive;
-pub use state::{Cursor, DriveFileState, DriveStore, DRIVE_BUCKET};
+pub use state::{Cursor, DriveFileState, DriveStore, FileRetry, DRIVE_BUCKET};
 
 use crate::error::{WatchError, WatchErrorKind};
 use crate::scan::Published;
@@ -38,6 +49,10 @@ pub struct DriveConfig {
     pub folder_ids: Vec<String>,
     pub formats: ExportFormats,
     pub max_file_bytes: u64,
+    /// A full listing at least this often, besides the changes feed.
+    pub relist_secs: u64,
+    /// Failed attempts of one file before it is recorded as FAILED.
+    pub max_file_attempts: u32,
 }
 
 impl DriveConfig {
@@ -47,6 +62,8 @@ impl DriveConfig {
             folder_ids: s.folder_ids.clone(),
             formats: ExportFormats::from_settings(s),
             max_file_bytes: s.max_file_bytes,
+            relist_secs: s.relist_secs,
+            max_file_attempts: s.max_file_attempts,
         }
     }
 }
@@ -64,7 +81,8 @@ pub struct Failure {
 /// What one sync (or ingest) did.
 #[derive(Debug, Clone, Default)]
 pub struct SyncReport {
-    /// True when this sync listed everything (first run, or the roots changed).
+    /// True when this sync listed everything (first run, the roots changed, or a relist was
+    /// due).
     pub full_listing: bool,
     /// Entries read from the changes feed.
     pub changes: usize,
@@ -72,7 +90,10 @@ pub struct SyncReport {
     /// Already current: the version, and the reason when that version is a failure.
     pub unchanged: Vec<(Published, Option<String>)>,
     pub deleted: Vec<Published>,
+    /// Files not published: recorded as FAILED (`version` set), or to be tried again.
     pub failed: Vec<Failure>,
+    /// Files tried again because an earlier attempt failed.
+    pub retried: usize,
     /// (path, why): items with nothing to read (forms, shortcuts, ...).
     pub skipped: Vec<(String, String)>,
 }
@@ -87,6 +108,8 @@ pub struct DriveSource {
     pub(crate) roots: Vec<String>,
     pub(crate) formats: ExportFormats,
     pub(crate) max_file_bytes: u64,
+    pub(crate) relist_ms: i64,
+    pub(crate) max_file_attempts: u32,
 }
 
 impl DriveSource {
@@ -113,6 +136,8 @@ impl DriveSource {
             roots,
             formats: config.formats,
             max_file_bytes: config.max_file_bytes,
+            relist_ms: i64::try_from(config.relist_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
+            max_file_attempts: config.max_file_attempts.max(1),
         })
     }
 

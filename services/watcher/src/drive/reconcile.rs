@@ -1,20 +1,23 @@
 //! The decision for one Drive file: fetch only when its fingerprint or path moved, publish the
 //! next version only when the content or the path did, record failures once per change, and
-//! tombstone what left. Every state write is a compare-and-set; a lost race re-reads the state
-//! and decides again.
+//! tombstone what left. Publishing goes through [`DriveSource::commit`] (the version reserved
+//! first); every state write is a compare-and-set, and a lost race re-reads the state and
+//! decides again.
 
+use super::commit::Change;
 use super::state::{DriveFileState, Entry};
 use super::{drive_error, DriveSource};
 use crate::error::{WatchError, WatchErrorKind};
 use crate::media::media_type;
-use crate::mirror::{next_version, publish_failure, publish_tombstone};
 use crate::reconcile::too_large_reason;
 use crate::scan::Published;
 use crate::telemetry;
+use kb_core::display::clean;
 use kb_core::ids::content_hash;
 use kb_drive::export::{exported_name, fetch_plan, Fetch};
-use kb_drive::{DriveErrorKind, File};
+use kb_drive::{DriveError, DriveErrorKind, File};
 use kb_proto::SourceRef;
+use kb_stream::progress::now_ms;
 use std::time::Instant;
 
 /// Compare-and-set retries before a file is left for the next sync.
@@ -44,16 +47,11 @@ struct Target<'a> {
 }
 
 impl DriveSource {
-    /// Brings the source of `file` (found in folder `parent` at `path`) up to date.
-    pub(crate) async fn reconcile(
-        &self,
-        file: &File,
-        parent: &str,
-        path: &str,
-    ) -> Result<Outcome, WatchError> {
+    /// Where `file` (found in folder `parent` at `path`) sits and how it is read.
+    fn target<'a>(&self, file: &'a File, parent: &'a str, path: &str) -> Target<'a> {
         let fetch = fetch_plan(file, &self.formats);
-        let (path, media) = match &fetch {
-            Fetch::Skip(why) => return Ok(Outcome::Skipped(why)),
+        let (path, media_type) = match &fetch {
+            Fetch::Skip(_) => (path.to_string(), String::new()),
             Fetch::Export(m) => (exported_name(path, m), m.clone()),
             Fetch::Download
                 if file.mime_type.is_empty() || file.mime_type == "application/octet-stream" =>
@@ -62,19 +60,32 @@ impl DriveSource {
             }
             Fetch::Download => (path.to_string(), file.mime_type.clone()),
         };
-        let target = Target {
+        Target {
             file,
             parent,
             path,
-            media_type: media,
+            media_type,
             fetch,
-        };
+        }
+    }
+
+    /// Brings the source of `file` (found in folder `parent` at `path`) up to date.
+    pub(crate) async fn reconcile(
+        &self,
+        file: &File,
+        parent: &str,
+        path: &str,
+    ) -> Result<Outcome, WatchError> {
+        let target = self.target(file, parent, path);
+        if let Fetch::Skip(why) = target.fetch {
+            return Ok(Outcome::Skipped(why));
+        }
         let sid = self.source_id(&file.id);
         let mut prev = self.store.file(&sid).await?;
         for _ in 0..CAS_ATTEMPTS {
-            match self.reconcile_once(&sid, &target, prev.as_ref()).await {
+            match Box::pin(self.reconcile_once(&sid, &target, prev.as_ref())).await {
                 Err(e) if e.kind == WatchErrorKind::Conflict => {
-                    tracing::debug!(path = %target.path, "Drive state changed concurrently, looking again");
+                    tracing::debug!(path = %clean(&target.path), "Drive state changed concurrently, looking again");
                     prev = self.store.file(&sid).await?;
                 }
                 other => return other,
@@ -82,7 +93,7 @@ impl DriveSource {
         }
         Err(WatchError::new(
             WatchErrorKind::Conflict,
-            format!("{}: state kept changing concurrently", target.path),
+            format!("{}: state kept changing concurrently", clean(&target.path)),
         ))
     }
 
@@ -101,7 +112,8 @@ impl DriveSource {
         prev: Option<&Entry<DriveFileState>>,
     ) -> Result<Outcome, WatchError> {
         let fingerprint = t.file.fingerprint();
-        let live = prev.filter(|p| !p.value.deleted);
+        // A pending reservation is never taken as done: it is published (again) below.
+        let live = prev.filter(|p| p.value.is_live());
         if let Some(p) = live {
             if p.value.fingerprint == fingerprint && p.value.path == t.path {
                 if p.value.parent != t.parent {
@@ -133,12 +145,19 @@ impl DriveSource {
                         let reason = e.message().to_string();
                         self.fail(sid, t, prev, "too_large", reason).await
                     }
-                    DriveErrorKind::Refused | DriveErrorKind::Invalid => {
+                    DriveErrorKind::Invalid => {
+                        self.fail(sid, t, prev, "unreadable", format!("unreadable: {e}"))
+                            .await
+                    }
+                    DriveErrorKind::Refused if refused_for_good(&e) => {
                         self.fail(sid, t, prev, "unreadable", format!("unreadable: {e}"))
                             .await
                     }
                     DriveErrorKind::NotFound => Ok(Outcome::Vanished),
-                    DriveErrorKind::Transient | DriveErrorKind::Auth => Err(drive_error(e)),
+                    // Transient: the sync stops and is redone. A download refused for
+                    // permissions or policy, or unauthorised, may pass without the file
+                    // changing: the caller retries it at the next syncs, counting attempts.
+                    _ => Err(drive_error(e)),
                 };
             }
         };
@@ -159,12 +178,11 @@ impl DriveSource {
             ));
         }
         let started = Instant::now();
-        let version = self.next_version(sid, prev).await?;
         let size = bytes.len() as u64;
         let source = SourceRef {
             link: t.file.link(),
             source_id: sid.to_string(),
-            version,
+            version: 0,
             origin: self.origin.clone(),
             path: t.path.clone(),
             content_hash: hash.clone(),
@@ -172,7 +190,6 @@ impl DriveSource {
             modified_unix_ms: modified,
             size,
         };
-        self.publisher.source(&source, bytes).await?;
         let next = DriveFileState {
             file_id: t.file.id.clone(),
             path: t.path.clone(),
@@ -181,24 +198,16 @@ impl DriveSource {
             fingerprint,
             modified_unix_ms: modified,
             content_hash: hash,
-            version,
+            version: 0,
             size,
             deleted: false,
             failure: None,
+            pending: false,
         };
-        self.store
-            .put_file(sid, &next, prev.map(|p| p.revision))
-            .await?;
+        // Boxed here and below: the whole sync is one future, too deep for a thread's stack.
+        let version = Box::pin(self.commit(sid, prev, next, source, Change::Upsert(bytes))).await?;
         telemetry::sent(sid, version, "published", started);
         Ok(Outcome::Published(self.published(sid, version, &t.path)))
-    }
-
-    async fn next_version(
-        &self,
-        sid: &str,
-        prev: Option<&Entry<DriveFileState>>,
-    ) -> Result<u64, WatchError> {
-        next_version(&self.publisher, sid, prev.map(|p| p.value.version)).await
     }
 
     /// A file that cannot be read: a FAILED mirror event and a dead letter, and state that
@@ -215,7 +224,7 @@ impl DriveSource {
         let source = SourceRef {
             link: t.file.link(),
             source_id: sid.to_string(),
-            version: self.next_version(sid, prev).await?,
+            version: 0,
             origin: self.origin.clone(),
             path: t.path.clone(),
             content_hash: String::new(),
@@ -223,28 +232,59 @@ impl DriveSource {
             modified_unix_ms: t.file.modified_unix_ms(),
             size: t.file.size.unwrap_or(0),
         };
-        let (modified_unix_ms, size) = (source.modified_unix_ms, source.size);
-        let version = publish_failure(&self.publisher, source, error_kind, &reason).await?;
         let next = DriveFileState {
             file_id: t.file.id.clone(),
             path: t.path.clone(),
             parent: t.parent.to_string(),
             media_type: t.media_type.clone(),
             fingerprint: t.file.fingerprint(),
-            modified_unix_ms,
+            modified_unix_ms: source.modified_unix_ms,
             content_hash: String::new(),
-            version,
-            size,
+            version: 0,
+            size: source.size,
             deleted: false,
             failure: Some(reason.clone()),
+            pending: false,
         };
-        self.store
-            .put_file(sid, &next, prev.map(|p| p.revision))
-            .await?;
-        telemetry::failed(sid, version, error_kind, &t.path, &reason, started);
+        let change = Change::Failed {
+            error_kind,
+            reason: reason.clone(),
+        };
+        let version = Box::pin(self.commit(sid, prev, next, source, change)).await?;
+        telemetry::failed(sid, version, error_kind, &clean(&t.path), &reason, started);
         Ok(Outcome::Failed(
             self.published(sid, version, &t.path),
             reason,
+        ))
+    }
+
+    /// Records `file` (in `parent` at `path`) as FAILED with a dead letter after its attempts
+    /// ran out; `reason` says why the last one failed.
+    pub(crate) async fn give_up(
+        &self,
+        file: &File,
+        parent: &str,
+        path: &str,
+        error_kind: &'static str,
+        reason: String,
+    ) -> Result<Outcome, WatchError> {
+        let t = self.target(file, parent, path);
+        let sid = self.source_id(&file.id);
+        let mut prev = self.store.file(&sid).await?;
+        for _ in 0..CAS_ATTEMPTS {
+            match self
+                .fail(&sid, &t, prev.as_ref(), error_kind, reason.clone())
+                .await
+            {
+                Err(e) if e.kind == WatchErrorKind::Conflict => {
+                    prev = self.store.file(&sid).await?;
+                }
+                other => return other,
+            }
+        }
+        Err(WatchError::new(
+            WatchErrorKind::Conflict,
+            format!("{}: state kept changing concurrently", clean(path)),
         ))
     }
 
@@ -253,27 +293,29 @@ impl DriveSource {
         let sid = self.source_id(file_id);
         let mut stored = self.store.file(&sid).await?;
         for _ in 0..CAS_ATTEMPTS {
-            let Some(s) = stored.take().filter(|s| !s.value.deleted) else {
+            let Some(s) = stored.take().filter(|s| !s.value.is_gone()) else {
                 return Ok(None);
             };
             let started = Instant::now();
-            let version = publish_tombstone(
-                &self.publisher,
-                &sid,
-                &self.origin,
-                &s.value.path,
-                &s.value.media_type,
-                s.value.version,
-            )
-            .await?;
+            let source = SourceRef {
+                link: String::new(),
+                source_id: sid.clone(),
+                version: 0,
+                origin: self.origin.clone(),
+                path: s.value.path.clone(),
+                content_hash: String::new(),
+                media_type: s.value.media_type.clone(),
+                modified_unix_ms: now_ms(),
+                size: 0,
+            };
             let next = DriveFileState {
-                version,
                 deleted: true,
                 failure: None,
+                pending: false,
                 ..s.value.clone()
             };
-            match self.store.put_file(&sid, &next, Some(s.revision)).await {
-                Ok(_) => {
+            match Box::pin(self.commit(&sid, Some(&s), next, source, Change::Delete)).await {
+                Ok(version) => {
                     telemetry::sent(&sid, version, "deleted", started);
                     return Ok(Some(self.published(&sid, version, &s.value.path)));
                 }
@@ -288,4 +330,21 @@ impl DriveSource {
             format!("state of {sid} kept changing concurrently"),
         ))
     }
+}
+
+/// Refusals that hold for this revision of the file (downloads forbidden by the owner, no
+/// such export): recorded as FAILED at once. Other refusals (permissions, policies) may be
+/// lifted without the file changing, so they are retried.
+fn refused_for_good(e: &DriveError) -> bool {
+    e.status == Some(400)
+        || matches!(
+            e.reason.as_deref(),
+            Some(
+                "cannotDownloadFile"
+                    | "cannotDownloadAbusiveFile"
+                    | "cannotExportFile"
+                    | "exportSizeLimitExceeded"
+                    | "fileNotDownloadable"
+            )
+        )
 }

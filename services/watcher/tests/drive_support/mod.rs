@@ -9,7 +9,7 @@ use kb_drive::fake::FakeDrive;
 use kb_proto::{mirror_event::Kind, DeadLetter, Message, MirrorEvent, SourceEvent, SourceRef};
 use kb_stream::{subjects, Publisher, Topology};
 use kb_testkit::NatsServer;
-use kb_watcher::drive::{Cursor, DriveFileState, DRIVE_BUCKET};
+use kb_watcher::drive::{Cursor, DriveFileState, FileRetry, DRIVE_BUCKET};
 use kb_watcher::DriveSource;
 
 pub const NAME: &str = "team";
@@ -145,6 +145,13 @@ impl DriveEnv {
             .get(format!("{NAME}.cursor"))
             .await
             .unwrap()?;
+        Some(serde_json::from_slice(&bytes).unwrap())
+    }
+
+    /// The retry entry of a file waiting for another attempt.
+    pub async fn retry(&self, file_id: &str) -> Option<FileRetry> {
+        let key = format!("{NAME}.retry.{}", self.sid(file_id));
+        let bytes = self.bucket().await.get(key).await.unwrap()?;
         Some(serde_json::from_slice(&bytes).unwrap())
     }
 }

@@ -8,7 +8,8 @@ use std::fmt;
 pub enum ParseErrorKind {
     /// No bytes, or only whitespace once decoded.
     Empty,
-    /// Larger than [`crate::ParseOptions::max_bytes`].
+    /// Larger than [`crate::ParseOptions::max_bytes`], more PDF pages than
+    /// [`crate::ParseOptions::max_pages`] or more chunks than [`crate::ParseOptions::max_chunks`].
     TooLarge,
     /// A format this version cannot read (images, archives, legacy Office, RTF, other binaries).
     UnsupportedFormat,

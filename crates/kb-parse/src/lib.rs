@@ -26,6 +26,7 @@
 //!    Images, archives, legacy Office, RTF and other binaries are refused by name. Failures
 //!    are typed ([`ParseErrorKind`]): `empty`, `too_large`, `unsupported_format`,
 //!    `invalid_encoding`, `corrupt`, `encrypted`, `decompression_bomb`, `timeout`.
+//!    More chunks than [`ParseOptions::max_chunks`] is `too_large` too.
 //! 3. Blocks are split into sentences and packed into chunks of at most
 //!    [`ParseOptions::chunk_tokens`] approximate WordPiece tokens ([`tokens`] documents the
 //!    rule, `token_count` is that measure of the chunk's text), never cutting inside a word
@@ -159,6 +160,16 @@ pub fn parse(
         ));
     }
     let packed = chunk::pack(&doc, &atoms, budget, opts.effective_overlap_tokens());
+    if packed.len() > opts.max_chunks {
+        return Err(ParseError::new(
+            ParseErrorKind::TooLarge,
+            format!(
+                "{} chunks is more than the limit of {}",
+                packed.len(),
+                opts.max_chunks
+            ),
+        ));
+    }
     limits.check_time()?;
     let mut chunks = render::render(&source.source_id, &doc, &atoms, &packed, budget);
     let ex = entities::extract(&doc, &atoms);

@@ -17,6 +17,10 @@ pub struct ParseOptions {
     pub max_inflated_bytes: usize,
     /// Pages a PDF may have; more fails with `TooLarge`.
     pub max_pages: usize,
+    /// Chunks one document may have; more fails with `TooLarge` (checked once the text is
+    /// packed, before entities are extracted), so one huge document cannot monopolise the
+    /// stages and stores after the parser.
+    pub max_chunks: usize,
     /// Wall-clock budget of one parse in milliseconds (0: none); past it the parse stops with
     /// `Timeout` at its next check.
     pub timeout_ms: u64,
@@ -34,6 +38,7 @@ impl Default for ParseOptions {
             overlap_tokens: 30,
             max_inflated_bytes: 256 * 1024 * 1024,
             max_pages: 2000,
+            max_chunks: 20_000,
             timeout_ms: 0,
         }
     }

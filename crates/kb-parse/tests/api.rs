@@ -45,6 +45,32 @@ fn typed_errors() {
     assert_eq!(err_kind("x.txt", &junk).0, ParseErrorKind::InvalidEncoding);
 }
 
+/// Issue 15, item 9: a document of more chunks than `max_chunks` fails as `too_large` (one
+/// huge document must not monopolise the writers); at the limit it goes through.
+#[test]
+fn more_chunks_than_the_limit_is_too_large() {
+    // One paragraph per chunk at the smallest chunk budget.
+    let para = "A paragraph long enough to fill a small chunk on its own. ".repeat(6);
+    let text = vec![para; 40].join("\n\n");
+    let small = |max_chunks| ParseOptions {
+        chunk_tokens: 64,
+        max_chunks,
+        ..ParseOptions::default()
+    };
+    let doc = parse(&src("s1", "long.txt"), text.as_bytes(), &small(1000)).unwrap();
+    let n = doc.chunks.len();
+    assert!(n > 10, "{n} chunks");
+    assert!(parse(&src("s1", "long.txt"), text.as_bytes(), &small(n)).is_ok());
+    let e = parse(&src("s1", "long.txt"), text.as_bytes(), &small(n - 1)).unwrap_err();
+    assert_eq!(e.kind, ParseErrorKind::TooLarge);
+    assert!(
+        e.message
+            .contains(&format!("{n} chunks is more than the limit of {}", n - 1)),
+        "{}",
+        e.message
+    );
+}
+
 #[test]
 fn real_files_are_read_by_content_whatever_their_name() {
     let corpus = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus");

@@ -1,4 +1,4 @@
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use kb_core::{Component, Settings};
 
 /// kb-mirror parser: raw documents in, chunks, entities and relations out.
@@ -8,12 +8,32 @@ struct Args {
     /// TOML settings file (environment variables override it).
     #[arg(long, env = "KB_CONFIG")]
     config: Option<std::path::PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parses one document from stdin to stdout (`parser.isolation = "process"` starts it).
+    ParseWorker {
+        /// The source id, only to name the document in `ps`.
+        #[arg(long)]
+        source: Option<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    match args.command {
+        // No runtime, no settings, no logging: a worker only parses.
+        Some(Command::ParseWorker { .. }) => kb_parser::worker::serve::serve_stdio(),
+        None => serve(args.config),
+    }
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let settings = Settings::load(args.config.as_deref())?;
+async fn serve(config: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    let settings = Settings::load(config.as_deref())?;
     settings.validate(&[Component::Nats, Component::Llm])?;
     kb_core::service::run("kb-parser", &settings.clone(), |ctx| {
         kb_parser::run(settings, ctx)

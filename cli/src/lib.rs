@@ -16,7 +16,7 @@ use std::process::ExitCode;
 #[command(
     name = "kb",
     version,
-    about = "kb-mirror: ingest, status, verify and search the knowledge base; replay stores, handle dead letters"
+    about = "kb-mirror: ingest, status, verify and search the knowledge base; replay stores, handle dead letters, confirm held deletions"
 )]
 pub struct Cli {
     /// TOML settings file (environment variables override it).
@@ -82,6 +82,11 @@ enum Command {
         #[command(subcommand)]
         action: commands::dead_letters::Action,
     },
+    /// The folder watcher: confirm the deletions it holds.
+    Watcher {
+        #[command(subcommand)]
+        action: commands::watcher::Action,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -121,5 +126,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Mcp => commands::mcp::run(&settings).await,
         Command::DeadLetters { action } => commands::dead_letters::run(&settings, action).await,
+        Command::Watcher { action } => commands::watcher::run(&settings, action).await,
     }
 }

@@ -731,6 +731,7 @@ mod tests {
             modified_unix_ms: 1,
             deleted: false,
             recheck: false,
+            pending: false,
         }
     }
 

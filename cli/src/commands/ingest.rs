@@ -226,8 +226,8 @@ pub async fn run(
             println!(
                 "{:8} {}  {}",
                 f.status.to_uppercase(),
-                f.path,
-                f.error.as_deref().unwrap_or("")
+                kb_core::display::clean(&f.path),
+                kb_core::display::clean(f.error.as_deref().unwrap_or(""))
             );
         }
         println!(

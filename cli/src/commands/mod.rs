@@ -5,3 +5,4 @@ pub mod replay;
 pub mod search;
 pub mod status;
 pub mod verify;
+pub mod watcher;

@@ -2,6 +2,7 @@
 
 use crate::stores;
 use futures::TryStreamExt;
+use kb_core::display::clean;
 use kb_core::{Component, Settings};
 use kb_store::{MirrorStore, StoreCounts};
 use kb_stream::subjects;
@@ -45,6 +46,20 @@ struct Status {
     stores: BTreeMap<String, StoreStatus>,
     /// Embedding cache hits/misses summed over every embedder; null before any used a cache.
     embed_cache: Option<kb_embedder::cache::CacheStatus>,
+    /// Raised alerts (`kb_alerts`): conditions that need an operator, e.g. deletions a watcher
+    /// holds or links it skips.
+    alerts: Vec<AlertStatus>,
+}
+
+#[derive(Serialize)]
+struct AlertStatus {
+    /// `<component>.<name>.<kind>`, e.g. `watcher.inbox.mass_delete`.
+    key: String,
+    since_ms: i64,
+    count: u64,
+    message: String,
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    details: serde_json::Value,
 }
 
 async fn store_status<S: MirrorStore>(
@@ -144,12 +159,14 @@ pub async fn run(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
             None
         }
     };
+    let alerts = alerts(&topo).await?;
     let status = Status {
         streams,
         consumers,
         dead_letters,
         stores: stores_status,
         embed_cache,
+        alerts,
     };
 
     if json {
@@ -204,5 +221,61 @@ pub async fn run(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
     for (stage, n) in &status.dead_letters {
         println!("  {stage}: {n}");
     }
+    print!("\n{}", render_alerts(&status.alerts));
     Ok(ExitCode::SUCCESS)
+}
+
+async fn alerts(topo: &kb_stream::Topology) -> anyhow::Result<Vec<AlertStatus>> {
+    Ok(kb_stream::alerts::all(&topo.alerts)
+        .await?
+        .into_iter()
+        .map(|(key, a)| AlertStatus {
+            key,
+            since_ms: a.since_ms,
+            count: a.count,
+            message: a.message,
+            details: a.details,
+        })
+        .collect())
+}
+
+/// The ALERTS section. Messages quote file names: never raw control characters on a terminal.
+fn render_alerts(alerts: &[AlertStatus]) -> String {
+    let mut out = format!("ALERTS: {}\n", alerts.len());
+    for a in alerts {
+        out.push_str(&format!("  {}: {}\n", clean(&a.key), clean(&a.message)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn alerts_are_listed_with_control_characters_escaped() -> anyhow::Result<()> {
+        let nats = kb_testkit::stack().await?.nats().await?;
+        let (_client, js) = kb_stream::connect(&nats.url(), "status-test").await?;
+        let topo = kb_stream::topology::ensure(&js).await?;
+        assert_eq!(render_alerts(&alerts(&topo).await?), "ALERTS: 0\n");
+        kb_stream::alerts::raise(
+            &topo.alerts,
+            "watcher",
+            "inbox",
+            "external_links",
+            "1 link skipped (evil\x1b[2J.md)",
+            serde_json::Value::Null,
+        )
+        .await?;
+        let listed = alerts(&topo).await?;
+        assert_eq!(listed[0].key, "watcher.inbox.external_links");
+        let text = render_alerts(&listed);
+        assert!(text.starts_with("ALERTS: 1\n"), "{text}");
+        assert!(
+            text.contains("watcher.inbox.external_links: 1 link skipped (evil\\u{1b}[2J.md)"),
+            "{text}"
+        );
+        assert!(!text.contains('\x1b'));
+        Ok(())
+    }
 }

@@ -12,9 +12,11 @@
 
 pub mod drive;
 pub mod error;
+pub mod hold;
 mod json_kv;
 pub mod media;
 mod mirror;
+mod notice;
 mod notify;
 mod reconcile;
 pub mod scan;
@@ -25,5 +27,5 @@ pub mod walk;
 
 pub use drive::{DriveSource, SyncReport};
 pub use error::{WatchError, WatchErrorKind};
-pub use scan::{FileOutcome, Published, ScanReport, Scanner};
+pub use scan::{FileOutcome, Policy, Published, ScanReport, Scanner};
 pub use service::{origin, run};

@@ -1,11 +1,13 @@
 //! The long-running service: a scan at start, after every settled burst of file notifications,
-//! and every `rescan_secs` as a safety net, until shutdown.
+//! and every `rescan_secs` as a safety net, until shutdown; beside it the blob garbage
+//! collector ([`kb_stream::gc`]) every `nats.blob_gc_interval_secs`.
 
 use crate::drive::{run_drive, DriveSource};
 use crate::error::WatchError;
 use crate::notify::Changes;
-use crate::scan::{ScanReport, Scanner};
+use crate::scan::{Policy, ScanReport, Scanner};
 use anyhow::Context as _;
+use kb_core::display::clean;
 use kb_core::service::Context;
 use kb_core::Settings;
 use kb_stream::Publisher;
@@ -24,12 +26,13 @@ fn log_report(report: &ScanReport, elapsed: Duration) {
     let busy =
         !(report.published.is_empty() && report.deleted.is_empty() && report.failed.is_empty());
     for (path, reason) in &report.failed {
-        tracing::warn!(%path, %reason, "file not published");
+        tracing::warn!(path = %clean(path), reason = %clean(reason), "file not published");
     }
     if busy {
         tracing::info!(
             published = report.published.len(),
             deleted = report.deleted.len(),
+            held = report.held.len(),
             unchanged = report.unchanged,
             failed = report.failed.len(),
             ms = elapsed.as_millis() as u64,
@@ -67,7 +70,8 @@ pub async fn run(settings: Settings, ctx: Context) -> anyhow::Result<()> {
         &origin(&cfg.name),
         cfg.dir.clone(),
         cfg.max_file_bytes,
-    );
+    )
+    .with_policy(Policy::from(cfg));
     // Started before the first scan so changes made during it trigger another one.
     let changes = Changes::start(&cfg.dir);
     ctx.health.set_ready(true);
@@ -80,7 +84,23 @@ pub async fn run(settings: Settings, ctx: Context) -> anyhow::Result<()> {
             None => Ok(()),
         }
     };
-    tokio::try_join!(folder_loop(&settings, scanner, changes, &ctx), drive_loop)?;
+    // Orphaned bodies (a crash between storing and publishing, failed deletes) are collected
+    // here: one watcher per deployment is enough, and two are harmless.
+    let gc = async {
+        kb_stream::gc::run_periodically(
+            topo.clone(),
+            Duration::from_secs(settings.nats.blob_gc_interval_secs),
+            Duration::from_secs(settings.nats.blob_gc_grace_secs),
+            ctx.shutdown.clone(),
+        )
+        .await;
+        Ok::<(), anyhow::Error>(())
+    };
+    tokio::try_join!(
+        folder_loop(&settings, scanner, changes, &ctx),
+        drive_loop,
+        gc
+    )?;
     Ok(())
 }
 
@@ -95,8 +115,9 @@ async fn folder_loop(
     let debounce = Duration::from_millis(cfg.debounce_ms);
     tracing::info!(dir = %cfg.dir.display(), origin = %origin(&cfg.name),
         notifications = changes.is_active(), "watching");
-    // Cancelling mid-scan is safe: publish comes before the state write, so at worst the
-    // next start republishes one version, which deduplication absorbs.
+    // Cancelling mid-scan is safe: a version is reserved before its publish and confirmed
+    // after, so at worst the next scan publishes the same change again under it (absorbed by
+    // deduplication), or the next version if the file changed meanwhile.
     let wake = Some((&mut changes, debounce));
     repeat(ctx, "scan", rescan, || scanner.scan(), log_report, wake).await;
     Ok(())
@@ -126,7 +147,7 @@ pub(crate) async fn repeat<T, F>(
                     period
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, transient = e.is_transient(), "{what} failed; will retry");
+                    tracing::warn!(error = %clean(&e.to_string()), transient = e.is_transient(), "{what} failed; will retry");
                     period.min(RETRY_AFTER_ERROR)
                 }
             },

@@ -1,7 +1,7 @@
 //! What the watcher knows about each file, in the JetStream KV bucket `kb_watch` (key
 //! `<origin name>.<source_id>`), so any watcher process, after any crash, picks up where the last
 //! one stopped. Every write is a compare-and-set on the entry's revision: two writers can never
-//! both record the same version.
+//! both reserve the same version.
 
 use crate::error::WatchError;
 use crate::json_kv::{self, Entry};
@@ -26,6 +26,12 @@ pub struct FileState {
     /// hash it again instead of trusting them (git's "racily clean" problem).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub recheck: bool,
+    /// `version` is reserved for this state (content, failure or deletion) but its publish is
+    /// not confirmed: the next scan publishes it again under the same version if nothing
+    /// changed, or else takes the version after it. A version is reserved here before anything
+    /// is published under it, so it can never name two contents.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
 }
 
 /// An entry and the revision a compare-and-set must name.
@@ -60,6 +66,11 @@ impl WatchState {
             kv,
             name: name.to_string(),
         }
+    }
+
+    /// The bucket (`kb_watch`), for entries beside the state ([`crate::hold`]).
+    pub(crate) fn kv(&self) -> &kv::Store {
+        &self.kv
     }
 
     fn key(&self, source_id: &str) -> String {

@@ -31,7 +31,7 @@ pub(crate) fn failed(
         source_id,
         error_kind,
         transient: false,
-        reason: &format!("{path}: {reason}"),
+        reason: &format!("{}: {reason}", kb_core::display::clean(path)),
     }
     .emit();
     sent(source_id, version, "failed", started);

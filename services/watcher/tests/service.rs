@@ -84,3 +84,65 @@ async fn run_publishes_a_dropped_file_through_notifications_and_stops_on_shutdow
         .unwrap();
     assert!(result.is_ok(), "{result:?}");
 }
+
+#[tokio::test]
+async fn the_running_watcher_collects_orphan_bodies_and_keeps_referenced_ones() {
+    use kb_proto::mirror_event::Kind;
+    let env = setup().await;
+    // Referenced: a mirror head with a stored body, made first so it is the older of the two.
+    let mut doc = kb_testkit::document("kept", 1, 2, 0);
+    doc.title = "t".repeat(4096);
+    env.publisher
+        .mirror(doc.source.as_ref().unwrap(), Kind::Upsert, Some(&doc), "")
+        .await
+        .unwrap();
+    let head = env.publisher.mirror_body("kept").await.unwrap().unwrap();
+    let referenced = kb_proto::Blob {
+        location: Some(kb_proto::blob::Location::Object(head)),
+        size: 0,
+    };
+    // An orphan: stored, never published (a crash in between).
+    let orphan = env
+        .publisher
+        .blobs()
+        .wrap_new("parsed", "lost", 1, vec![7; 4096])
+        .await
+        .unwrap();
+
+    let mut settings = Settings::default();
+    settings.nats.url = env.nats.url();
+    settings.watcher.dir = env.root();
+    settings.watcher.name = NAME.into();
+    settings.watcher.rescan_secs = 3600;
+    // Below what validation allows in production, so the test is quick.
+    settings.nats.blob_gc_interval_secs = 1;
+    settings.nats.blob_gc_grace_secs = 1;
+    let ctx = Context {
+        name: "kb-watcher",
+        shutdown: CancellationToken::new(),
+        health: Health::default(),
+    };
+    let shutdown = ctx.shutdown.clone();
+    let task = tokio::spawn(kb_watcher::run(settings, ctx));
+
+    let blobs = env.publisher.blobs().clone();
+    wait_for(
+        "the orphan to be collected",
+        Duration::from_secs(30),
+        || {
+            let (blobs, orphan) = (blobs.clone(), orphan.clone());
+            async move { blobs.fetch(&orphan).await.is_err() }
+        },
+    )
+    .await;
+    assert!(
+        env.publisher.blobs().fetch(&referenced).await.is_ok(),
+        "a body the mirror refers to was collected"
+    );
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("run ends soon after shutdown")
+        .unwrap()
+        .unwrap();
+}

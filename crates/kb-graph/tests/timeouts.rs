@@ -5,24 +5,12 @@
 //! has no timeout).
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use kb_core::failpoint;
 use kb_graph::{GraphConfig, GraphStore};
 use kb_store::{Applied, Change, MirrorStore};
 use kb_testkit::{document, FailGuard, TcpProxy};
-
-/// The address a `bolt://host:port` URI points at.
-async fn upstream(uri: &str) -> SocketAddr {
-    let rest = uri.split_once("://").unwrap().1;
-    let host_port = rest.split(['/', '?']).next().unwrap();
-    tokio::net::lookup_host(host_port)
-        .await
-        .unwrap()
-        .next()
-        .unwrap()
-}
 
 /// A prepared database, its direct store, and a store of one Bolt connection through a proxy
 /// whose applies get 2 s.
@@ -42,7 +30,9 @@ async fn proxied() -> (GraphStore, GraphStore, TcpProxy) {
     };
     let direct = GraphStore::connect(&config).await.unwrap();
     direct.prepare().await.unwrap();
-    let proxy = TcpProxy::start(upstream(&db.uri).await).await.unwrap();
+    let proxy = TcpProxy::start(kb_testkit::upstream_of(&db.uri).await.unwrap())
+        .await
+        .unwrap();
     let store = GraphStore::connect(&GraphConfig {
         uri: proxy.rewrite_url(&db.uri),
         max_connections: 1,

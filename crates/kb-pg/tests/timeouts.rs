@@ -3,7 +3,6 @@
 //! connection closed: packets lost), inside the window a failpoint holds open.
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use kb_core::failpoint;
@@ -14,18 +13,6 @@ use kb_store::{Applied, Change, MirrorStore};
 use kb_testkit::{document, FailGuard, TcpProxy};
 
 const DIMS: usize = 8;
-
-/// The address a `postgres://` URL points at.
-async fn upstream(url: &str) -> SocketAddr {
-    let rest = url.split_once("://").unwrap().1;
-    let authority = rest.split(['/', '?']).next().unwrap();
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    tokio::net::lookup_host(host_port)
-        .await
-        .unwrap()
-        .next()
-        .unwrap()
-}
 
 /// A prepared database, its direct store, and a store of one connection through a proxy with
 /// short limits: applies get 2 s, statements and idle transactions 1 s on the server.
@@ -38,7 +25,9 @@ async fn proxied() -> (PgStore, PgStore, TcpProxy) {
         .unwrap();
     let direct = PgStore::connect(&url, DIMS, 2).await.unwrap();
     direct.prepare().await.unwrap();
-    let proxy = TcpProxy::start(upstream(&url).await).await.unwrap();
+    let proxy = TcpProxy::start(kb_testkit::upstream_of(&url).await.unwrap())
+        .await
+        .unwrap();
     let settings = PostgresSettings {
         url: Secret::new(proxy.rewrite_url(&url)),
         max_connections: 1,

@@ -45,6 +45,6 @@ pub use graph::GraphDb;
 pub use graph_server::GraphServer;
 pub use nats::{nkey_user, NatsAuth, NatsConfig, NatsServer, NatsTls};
 pub use pg_server::PostgresServer;
-pub use proxy::{Mode, ProxyStats, TcpProxy};
+pub use proxy::{upstream_of, Mode, ProxyStats, TcpProxy};
 pub use stack::{stack, Stack};
 pub use tls::TestCerts;

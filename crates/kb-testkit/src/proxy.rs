@@ -234,6 +234,20 @@ impl std::fmt::Debug for TcpProxy {
     }
 }
 
+/// The server a `nats://`, `postgres://` or `bolt://` URL points at: what a proxy in front
+/// of it forwards to.
+pub async fn upstream_of(url: &str) -> anyhow::Result<SocketAddr> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    tokio::net::lookup_host(host_port)
+        .await
+        .with_context(|| format!("cannot resolve {host_port}"))?
+        .next()
+        .with_context(|| format!("{host_port} resolves to no address"))
+}
+
 pub(crate) fn rewrite_url(url: &str, addr: SocketAddr) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();

@@ -17,22 +17,9 @@ use kb_store::{Applied, Change, MirrorStore, SourceSummary, StoreCounts, StoreEr
 use kb_stream::Progress;
 use kb_testkit::{FailGuard, TcpProxy};
 use kb_writer::WriterOptions;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 const DIMS: usize = 8;
-
-/// The address a `postgres://` URL points at.
-async fn upstream(url: &str) -> SocketAddr {
-    let rest = url.split_once("://").unwrap().1;
-    let authority = rest.split(['/', '?']).next().unwrap();
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    tokio::net::lookup_host(host_port)
-        .await
-        .unwrap()
-        .next()
-        .unwrap()
-}
 
 /// Waits until `failpoint` was hit at least `n` times.
 async fn wait_hits(name: &str, n: u32, timeout: Duration) -> Duration {
@@ -54,7 +41,9 @@ async fn a_blackholed_store_is_retried_within_the_bound_and_the_document_lands_o
     let env = env().await;
     let (pg, url) = fresh_pg(DIMS).await;
     let graph = fresh_graph().await;
-    let proxy = TcpProxy::start(upstream(&url).await).await.unwrap();
+    let proxy = TcpProxy::start(kb_testkit::upstream_of(&url).await.unwrap())
+        .await
+        .unwrap();
     let proxied = PgStore::from_settings(
         &PostgresSettings {
             url: Secret::new(proxy.rewrite_url(&url)),

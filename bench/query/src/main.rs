@@ -20,7 +20,9 @@
 //!    databases through the writers' store code; then 3 and 4 again on it.
 //!
 //! Options: `--seconds N` (measured window per cell, 10), `--warmup N` (2), `--docs N` (2000),
-//! `--chunks N` (10), `--clients 1,8,32`. Prints tables, then `key=value` lines last.
+//! `--chunks N` (10), `--clients 1,8,32`, `--modes hybrid,vector,keyword,graph` (the latency
+//! cells), `--generated-only` (no latency cells on the corpus store: a quicker look at the goal
+//! cell), `--quality-only` (stop after the quality table). Prints tables, then `key=value` lines last.
 
 mod cpu;
 mod gen;
@@ -51,6 +53,9 @@ struct Args {
     docs: usize,
     chunks: usize,
     clients: Vec<usize>,
+    modes: Vec<Mode>,
+    generated_only: bool,
+    quality_only: bool,
 }
 
 impl Args {
@@ -79,7 +84,18 @@ impl Args {
                 .with_context(|| format!("--clients {v:?}"))?,
             None => vec![1, 8, 32],
         };
+        let modes = match value("--modes")? {
+            Some(v) => v
+                .split(',')
+                .map(|m| m.trim().parse::<Mode>().map_err(anyhow::Error::msg))
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| format!("--modes {v:?}"))?,
+            None => MODES.to_vec(),
+        };
         Ok(Self {
+            modes,
+            generated_only: args.iter().any(|a| a == "--generated-only"),
+            quality_only: args.iter().any(|a| a == "--quality-only"),
             window: Duration::from_secs(number("--seconds", 10)?),
             warmup: Duration::from_secs(number("--warmup", 2)?),
             docs: usize::try_from(number("--docs", 2000)?)?,
@@ -136,7 +152,7 @@ async fn latency(
         .build()?;
     // every question once in every mode, unmeasured
     let t = Instant::now();
-    for mode in MODES {
+    for &mode in &args.modes {
         load::prime(&client, &server.base, &load::bodies(questions, mode)?).await?;
     }
     println!(
@@ -152,7 +168,7 @@ async fn latency(
         "mode", "clients", "requests", "p50 ms", "p99 ms", "q/s", "errors", "degraded"
     );
     let mut cells = Vec::new();
-    for mode in MODES {
+    for &mode in &args.modes {
         let bodies = load::bodies(questions, mode)?;
         for &c in &args.clients {
             let cell = load::cell(
@@ -355,6 +371,13 @@ async fn main() -> anyhow::Result<()> {
     );
     figures.add("recall10_best_single", format!("{best:.3}"));
     figures.add("goal_quality_met", quality_met);
+    if args.quality_only {
+        println!();
+        for (k, v) in figures.0 {
+            println!("{k}={v}");
+        }
+        return Ok(());
+    }
 
     // the questions' vectors, for the raw baseline
     let embedder = kb_embed::load_embedder(&settings)?;
@@ -371,7 +394,7 @@ async fn main() -> anyhow::Result<()> {
 
     // ---- latency on the corpus store
     let corpus_url = settings.postgres.url.expose().to_owned();
-    {
+    if !args.generated_only {
         let server = server::QueryServer::start(&bin, &logs, "corpus", &[]).await?;
         latency(
             &format!("corpus store ({} chunks)", ingested.chunks),

@@ -1,5 +1,6 @@
 //! A thin transaction wrapper: every call names what it does, so errors say which statement
-//! failed, and every driver error is classified on the way out.
+//! failed, and every driver error is classified on the way out. Reads run on their own
+//! ([`read_rows`]).
 
 use kb_store::StoreError;
 use neo4rs::{query, BoltType, Graph, Row, Txn};
@@ -99,6 +100,28 @@ impl Tx {
             tracing::debug!(error = %e, "graph: rollback did not complete");
         }
     }
+}
+
+/// Runs one read statement in an auto-commit transaction: RUN and PULL, where an explicit
+/// transaction adds a BEGIN and a ROLLBACK round trip (a third of a query's messages).
+pub(crate) async fn read_rows(
+    graph: &Graph,
+    database: Option<&str>,
+    what: &str,
+    cypher: &str,
+    params: Vec<(&str, BoltType)>,
+) -> Result<Vec<Row>, StoreError> {
+    let q = query(cypher).params(params);
+    let mut stream = match database {
+        Some(db) => graph.execute_on(db, q).await,
+        None => graph.execute(q).await,
+    }
+    .map_err(|e| classify(what, e))?;
+    let mut rows = Vec::new();
+    while let Some(row) = stream.next().await.map_err(|e| classify(what, e))? {
+        rows.push(row);
+    }
+    Ok(rows)
 }
 
 /// Reads an integer column that may be null.

@@ -9,7 +9,7 @@ use kb_store::read::{
 use kb_store::StoreError;
 use neo4rs::{BoltType, Row};
 
-use crate::bolt::{opt_i64, opt_string, req_i64, req_string};
+use crate::bolt::{opt_i64, opt_string, read_rows, req_i64, req_string};
 use crate::cypher;
 use crate::rows::{float, int, list, map, string};
 use crate::{with_timeout, GraphStore};
@@ -115,19 +115,19 @@ fn entity_ref(row: &Row) -> Result<EntityRef, StoreError> {
 }
 
 impl GraphStore {
-    /// Runs one read statement in its own transaction, within the store's timeout.
+    /// Runs one read statement on its own, within the store's timeout.
     async fn read(
         &self,
         what: &'static str,
         cypher: &str,
         params: Vec<(&str, BoltType)>,
     ) -> Result<Vec<Row>, StoreError> {
-        with_timeout(self.timeout, what, async {
-            let mut tx = self.begin().await?;
-            let rows = tx.rows(what, cypher, params).await?;
-            tx.rollback().await;
-            Ok(rows)
-        })
+        let (_, graph) = self.pool.get();
+        with_timeout(
+            self.timeout,
+            what,
+            read_rows(&graph, self.database.as_deref(), what, cypher, params),
+        )
         .await
     }
 

@@ -20,6 +20,8 @@ pub mod api;
 pub mod connect;
 pub mod engine;
 mod error;
+#[cfg(test)]
+mod fake;
 pub mod filters;
 pub mod fusion;
 #[cfg(feature = "mcp")]

@@ -5,7 +5,7 @@
 //! | --- | --- | --- |
 //! | vector | Postgres (pgvector HNSW) | nothing stands in |
 //! | keyword | Postgres (full text) | the graph's text scan |
-//! | graph | the graph over Bolt | Postgres's copy of the entities and relations |
+//! | graph | the graph over Bolt; the question's entities counted on Postgres | Postgres's copy of the entities and relations |
 //!
 //! A stand-in's answer still marks its retriever degraded: the result is not what the
 //! retriever would have given.
@@ -114,60 +114,93 @@ pub(crate) async fn graph(
     depth: usize,
     max_neighbours: usize,
 ) -> GraphAnswer {
+    let Some(found) = resolve(pg, graph, names).await else {
+        return GraphAnswer::none();
+    };
+    let weighted = question::weigh(&found);
+    if weighted.is_empty() {
+        return GraphAnswer {
+            outcome: Outcome {
+                hits: Vec::new(),
+                whole: true,
+            },
+            entities: Vec::new(),
+        };
+    }
+    let weighted = &weighted;
     let on_graph = graph
-        .call(
-            |g| async move { entity_walk(g.as_ref(), names, filter, depth, max_neighbours).await },
-        )
+        .call(|g| async move { walk(g.as_ref(), weighted, filter, depth, max_neighbours).await })
         .await;
-    let (walk, whole) = match on_graph {
-        Ok(walk) => (Some(walk), true),
+    let (walked, whole) = match on_graph {
+        Ok(w) => (Some(w), true),
         Err(_) => (
-            pg.call(|s| async move {
-                entity_walk(s.as_ref(), names, filter, depth, max_neighbours).await
-            })
+            pg.call(
+                |s| async move { walk(s.as_ref(), weighted, filter, depth, max_neighbours).await },
+            )
             .await
             .ok(),
             false,
         ),
     };
-    match walk {
+    match walked {
         Some((hits, entities)) => GraphAnswer {
             outcome: Outcome { hits, whole },
             entities,
         },
-        None => GraphAnswer {
-            outcome: Outcome::failed(),
-            entities: Vec::new(),
-        },
+        None => GraphAnswer::none(),
     }
 }
 
-/// The walk itself, on whichever store holds the entities.
-async fn entity_walk<E: EntityIndex + ?Sized>(
-    index: &E,
+/// The question's entities with how many chunks mention each. Postgres counts them from an
+/// index (0.7 ms on 20,000 chunks); the graph walks every mention (5.6 ms, 27 ms at p99 for
+/// an entity in 10,000 chunks), so the graph answers only when Postgres is away. Both stores
+/// hold the same entities under the same ids, so the walk that follows finds them in either.
+async fn resolve(
+    pg: &Slot<dyn PgSide>,
+    graph: &Slot<dyn GraphSide>,
     names: &[String],
+) -> Option<Vec<EntityStats>> {
+    if names.is_empty() {
+        return Some(Vec::new());
+    }
+    if let Ok(found) = pg
+        .call(|s| async move { s.resolve(names, false).await })
+        .await
+    {
+        return Some(found);
+    }
+    graph
+        .call(|g| async move { g.resolve(names, false).await })
+        .await
+        .ok()
+}
+
+/// From the weighed entities: their neighbours, and the chunks that mention them and then
+/// their neighbours, on whichever store answers. The neighbours and the direct mentions do
+/// not depend on each other, so they are asked at once.
+async fn walk<E: EntityIndex + ?Sized>(
+    index: &E,
+    weighted: &[(EntityStats, f64)],
     filter: &ChunkFilter,
     depth: usize,
     max_neighbours: usize,
 ) -> Result<(Vec<ChunkHit>, Vec<EntityOut>), StoreError> {
-    let found = index.resolve(names, false).await?;
-    let weighted = question::weigh(&found);
-    if weighted.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
-    }
     let ids: Vec<String> = weighted
         .iter()
         .map(|(e, _)| e.entity.entity_id.clone())
         .collect();
-    let neighbours = index.neighbours(&ids, max_neighbours).await?;
-    let entities = context(&weighted, &neighbours);
     let direct: Vec<(String, f64)> = weighted
         .iter()
         .map(|(e, w)| (e.entity.entity_id.clone(), *w))
         .collect();
-    let mut hits = index.mentioning(&direct, filter, depth).await?;
+    let (neighbours, hits) = tokio::join!(
+        index.neighbours(&ids, max_neighbours),
+        index.mentioning(&direct, filter, depth)
+    );
+    let (neighbours, mut hits) = (neighbours?, hits?);
+    let entities = context(weighted, &neighbours);
     if hits.len() < depth {
-        let related = neighbour_weights(&weighted, &neighbours);
+        let related = neighbour_weights(weighted, &neighbours);
         if !related.is_empty() {
             let seen: HashSet<String> = hits.iter().map(|h| h.chunk_id.clone()).collect();
             let more = index.mentioning(&related, filter, depth).await?;

@@ -7,7 +7,7 @@ use crate::settings::{LogFormat, TelemetrySettings};
 use axum::{extract::State, http::StatusCode, routing::get, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::format::{self, FormatFields};
@@ -60,23 +60,54 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
         .clone()
 }
 
-/// Readiness shared between a service's work loop and its `/healthz` endpoint.
+/// Readiness shared between a service's work loop and its `/readyz` endpoint: the loop says
+/// when it is set up (connected to NATS and its store), and live checks (the NATS connection)
+/// must still hold at every probe.
 #[derive(Clone, Default)]
-pub struct Health(Arc<AtomicBool>);
+pub struct Health {
+    ready: Arc<AtomicBool>,
+    checks: Arc<Mutex<Vec<Check>>>,
+}
+
+type Check = (&'static str, Box<dyn Fn() -> bool + Send + Sync>);
 
 impl Health {
     pub fn set_ready(&self, ready: bool) {
-        self.0.store(ready, Ordering::Relaxed);
+        self.ready.store(ready, Ordering::Relaxed);
     }
     pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.ready.load(Ordering::Relaxed) && self.failing().is_empty()
+    }
+    /// A condition `/readyz` checks at every probe, e.g. "nats" → the client is connected.
+    pub fn add_check(&self, name: &'static str, check: impl Fn() -> bool + Send + Sync + 'static) {
+        self.checks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((name, Box::new(check)));
+    }
+    /// Names of the live checks that fail now.
+    pub fn failing(&self) -> Vec<&'static str> {
+        self.checks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, check)| !check())
+            .map(|(name, _)| *name)
+            .collect()
     }
 }
 
-/// Serves `/metrics` and `/healthz` until the process ends.
+/// Serves `/metrics`, `/healthz` (the process answers) and `/readyz` (set up, and every live
+/// check holds) until the process ends.
 pub async fn serve(addr: &str, health: Health) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+    axum::serve(listener, router(health)).await
+}
+
+fn router(health: Health) -> Router {
     let handle = metrics_handle();
-    let app = Router::new()
+    Router::new()
         .route(
             "/metrics",
             get(move || {
@@ -84,19 +115,72 @@ pub async fn serve(addr: &str, health: Health) -> std::io::Result<()> {
                 async move { h.map(|h| h.render()).unwrap_or_default() }
             }),
         )
-        .route("/healthz", get(healthz))
-        .with_state(health);
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "serving /metrics and /healthz");
-    axum::serve(listener, app).await
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(health)
 }
 
-async fn healthz(State(health): State<Health>) -> (StatusCode, &'static str) {
-    if health.is_ready() {
-        (StatusCode::OK, "ok\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
+async fn readyz(State(health): State<Health>) -> (StatusCode, String) {
+    if !health.ready.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "starting\n".into());
     }
+    let failing = health.failing();
+    if failing.is_empty() {
+        (StatusCode::OK, "ready\n".into())
+    } else {
+        let list = failing.join(", ");
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {list}\n"),
+        )
+    }
+}
+
+/// The `health` subcommand of every service binary (container healthchecks need no tool in
+/// the image): GET `path` on the service's own endpoint, `Ok` only for 200. An unspecified
+/// listen address (0.0.0.0, [::]) is asked on loopback.
+pub async fn probe(addr: &str, path: &str) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut target: std::net::SocketAddr = addr
+        .parse()
+        .with_context(|| format!("not an address: {addr:?}"))?;
+    if target.ip().is_unspecified() {
+        target.set_ip(match target {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(target).await?;
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {target}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = Vec::new();
+        stream.take(64 * 1024).read_to_end(&mut response).await?;
+        Ok::<_, std::io::Error>(response)
+    };
+    let response = tokio::time::timeout(Duration::from_secs(5), exchange)
+        .await
+        .with_context(|| format!("{target}{path} did not answer within 5 s"))?
+        .with_context(|| format!("cannot reach {target}{path}"))?;
+    let text = String::from_utf8_lossy(&response);
+    let status = text.lines().next().unwrap_or_default();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().trim();
+    if status.split_whitespace().nth(1) == Some("200") {
+        Ok(())
+    } else {
+        anyhow::bail!("{target}{path}: {status} {body}")
+    }
+}
+
+/// [`probe`] of `/readyz` on `telemetry.metrics_addr`, the endpoint of the write-path services.
+pub async fn probe_ready(cfg: &TelemetrySettings) -> anyhow::Result<()> {
+    let Some(addr) = cfg.metrics_addr.as_deref() else {
+        anyhow::bail!(
+            "telemetry.metrics_addr (KB_TELEMETRY__METRICS_ADDR) is unset: no endpoint to ask"
+        );
+    };
+    probe(addr, "/readyz").await
 }
 
 /// A stage took a message from its input.
@@ -187,7 +271,7 @@ impl ProcessingError<'_> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
+    use std::future::IntoFuture;
 
     #[test]
     fn text_logs_carry_no_control_characters() {
@@ -217,6 +301,38 @@ mod tests {
     }
 
     struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    #[tokio::test]
+    async fn readyz_needs_setup_and_every_live_check_healthz_only_the_process() {
+        let health = Health::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(axum::serve(listener, router(health.clone())).into_future());
+        probe(&addr, "/healthz").await.unwrap();
+        let err = probe(&addr, "/readyz").await.unwrap_err().to_string();
+        assert!(err.contains("503") && err.contains("starting"), "{err}");
+        health.set_ready(true);
+        probe(&addr, "/readyz").await.unwrap();
+        let connected = Arc::new(AtomicBool::new(false));
+        let flag = connected.clone();
+        health.add_check("nats", move || flag.load(Ordering::Relaxed));
+        let err = probe(&addr, "/readyz").await.unwrap_err().to_string();
+        assert!(err.contains("not ready: nats"), "{err}");
+        connected.store(true, Ordering::Relaxed);
+        probe(&addr, "/readyz").await.unwrap();
+        // 0.0.0.0 (a container's listen address) is probed on loopback.
+        let port = addr.rsplit(':').next().unwrap();
+        probe(&format!("0.0.0.0:{port}"), "/healthz").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn probe_of_nothing_listening_fails_with_the_address() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let err = format!("{:#}", probe(&addr, "/readyz").await.unwrap_err());
+        assert!(err.contains(&addr), "{err}");
+    }
 
     impl std::io::Write for Sink {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

@@ -33,6 +33,9 @@ pub(crate) fn connect_options(settings: &PostgresSettings) -> Result<PgConnectOp
     let url = settings.url.expose();
     let mut options = PgConnectOptions::from_str(url)
         .map_err(|e| store_error("parsing the Postgres URL (postgres.url)", e))?;
+    if !settings.password.is_empty() {
+        options = options.password(settings.password.expose());
+    }
     let env_mode = std::env::var_os("PGSSLMODE").is_some_and(|v| !v.is_empty());
     let chosen = choose_ssl_mode(
         url_names(url, &["sslmode", "ssl-mode"]),

@@ -71,14 +71,21 @@ pub async fn connect<T: NatsTarget + ?Sized>(
     let nats = target.nats_settings();
     let shown = redact_url(&nats.url);
     let failed = || format!("cannot connect to NATS at {shown}");
-    let client = match options(&nats, name).await?.connect(nats.url.as_str()).await {
+    // A cluster's servers as a comma-separated list: async-nats parses a string as one URL.
+    let servers: Vec<&str> = nats
+        .url
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let client = match options(&nats, name).await?.connect(&servers).await {
         Ok(client) => client,
         Err(e) if broker_not_there_yet(&e) => {
             tracing::warn!(url = %shown, error = %e, "NATS not reachable yet; connecting in the background");
             options(&nats, name)
                 .await?
                 .retry_on_initial_connect()
-                .connect(nats.url.as_str())
+                .connect(&servers)
                 .await
                 .map_err(|e| StreamError::transient(failed(), e))?
         }
@@ -99,6 +106,13 @@ pub async fn connect<T: NatsTarget + ?Sized>(
     };
     let js = jetstream::new(client.clone());
     Ok((client, js))
+}
+
+/// `/readyz` says "not ready: nats" while the client is disconnected (it reconnects by itself).
+pub fn watch_connection(health: &kb_core::telemetry::Health, client: async_nats::Client) {
+    health.add_check("nats", move || {
+        client.connection_state() == async_nats::connection::State::Connected
+    });
 }
 
 /// No connection could be made (a broker still starting, or restarting); these heal. Once

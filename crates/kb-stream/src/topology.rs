@@ -169,6 +169,32 @@ async fn existing_max_bytes(js: &jetstream::Context, name: &str) -> Option<i64> 
     stream.info().await.ok().map(|i| i.config.max_bytes)
 }
 
+/// How many copies of streams and buckets [`ensure_configs`] asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replicas {
+    /// Whatever each one has already (1 for a new one): callers without settings (tools,
+    /// tests) never scale a cluster's streams down.
+    Keep,
+    /// `nats.replicas`, applied to new and existing ones.
+    Set(usize),
+}
+
+impl Replicas {
+    async fn for_stream(self, js: &jetstream::Context, name: &str) -> usize {
+        match self {
+            Replicas::Set(n) => n,
+            Replicas::Keep => match js.get_stream(name).await {
+                Ok(mut stream) => stream
+                    .info()
+                    .await
+                    .map(|i| i.config.num_replicas.max(1))
+                    .unwrap_or(1),
+                Err(_) => 1,
+            },
+        }
+    }
+}
+
 /// A KV bucket as the pipeline keeps them all: the last value per key, on disk.
 pub fn bucket_config(bucket: &str, description: &str) -> kv::Config {
     kv::Config {
@@ -180,11 +206,16 @@ pub fn bucket_config(bucket: &str, description: &str) -> kv::Config {
     }
 }
 
-/// Creates a KV bucket, or brings an existing one's settings up to date.
+/// Creates a KV bucket, or brings an existing one's settings up to date. A config with no
+/// replica count (0, as [`bucket_config`] makes it) gets the mirror stream's, which every
+/// service sets to `nats.replicas` at start.
 pub async fn upsert_bucket(
     js: &jetstream::Context,
-    cfg: kv::Config,
+    mut cfg: kv::Config,
 ) -> Result<kv::Store, StreamError> {
+    if cfg.num_replicas == 0 {
+        cfg.num_replicas = Replicas::Keep.for_stream(js, MIRROR_STREAM).await;
+    }
     let bucket = cfg.bucket.clone();
     js.create_or_update_key_value(cfg).await.map_err(|e| {
         StreamError::with(
@@ -198,6 +229,15 @@ pub async fn upsert_bucket(
 /// Creates or updates everything, keeping the byte limits of streams that exist already (a
 /// service with settings set them, see [`ensure_with`]); new streams get the default limits.
 pub async fn ensure(js: &jetstream::Context) -> Result<Topology, StreamError> {
+    ensure_replicated(js, Replicas::Keep).await
+}
+
+/// [`ensure`] with `nats.replicas` applied to every stream, bucket and the object store (the
+/// byte limits as in [`ensure`]). Services call this at start.
+pub async fn ensure_replicated(
+    js: &jetstream::Context,
+    replicas: Replicas,
+) -> Result<Topology, StreamError> {
     let defaults = StreamLimits::default();
     let mut configs = stream_configs_with(&defaults);
     for cfg in &mut configs {
@@ -209,7 +249,7 @@ pub async fn ensure(js: &jetstream::Context) -> Result<Topology, StreamError> {
         Some(max) => max,
         None => bytes_limit(defaults.blobs_max_bytes),
     };
-    ensure_configs(js, configs, blobs_max).await
+    ensure_configs(js, configs, blobs_max, replicas).await
 }
 
 /// [`ensure`] with the byte limits of `[nats]` (`nats.*_max_bytes`) applied to every stream
@@ -223,6 +263,7 @@ pub async fn ensure_with(
         js,
         stream_configs_with(&limits),
         bytes_limit(limits.blobs_max_bytes),
+        Replicas::Set(nats.replicas),
     )
     .await
 }
@@ -234,11 +275,22 @@ async fn ensure_configs(
     js: &jetstream::Context,
     configs: Vec<stream::Config>,
     blobs_max_bytes: i64,
+    replicas: Replicas,
 ) -> Result<Topology, StreamError> {
     let mut streams = Vec::new();
-    for cfg in configs {
+    for mut cfg in configs {
+        cfg.num_replicas = replicas.for_stream(js, &cfg.name).await;
         streams.push(upsert_stream(js, cfg).await?);
     }
+    let bucket = |name: &str, description: &str| {
+        let name = name.to_string();
+        let description = description.to_string();
+        async move {
+            let mut cfg = bucket_config(&name, &description);
+            cfg.num_replicas = replicas.for_stream(js, &format!("KV_{name}")).await;
+            cfg
+        }
+    };
     let mut it = streams.into_iter();
     let (Some(source), Some(parsed), Some(mirror), Some(dlq)) =
         (it.next(), it.next(), it.next(), it.next())
@@ -250,36 +302,40 @@ async fn ensure_configs(
     };
     let watch = upsert_bucket(
         js,
-        bucket_config(WATCH_BUCKET, "watcher state: one entry per known source"),
+        bucket(WATCH_BUCKET, "watcher state: one entry per known source").await,
     )
     .await?;
     let progress = upsert_bucket(
         js,
-        bucket_config(
+        bucket(
             PROGRESS_BUCKET,
             "last version each stage finished, per source",
-        ),
+        )
+        .await,
     )
     .await?;
     let alerts = upsert_bucket(
         js,
-        bucket_config(
+        bucket(
             ALERTS_BUCKET,
             "conditions an operator must see, per component",
-        ),
+        )
+        .await,
     )
     .await?;
     let attempts = upsert_bucket(
         js,
         kv::Config {
             max_age: ATTEMPTS_MAX_AGE,
-            ..bucket_config(
+            ..bucket(
                 ATTEMPTS_BUCKET,
                 "crash journal: handler starts that never finished, per stage and message",
             )
+            .await
         },
     )
     .await?;
+    let blobs_replicas = replicas.for_stream(js, BLOBS_STREAM).await;
     let blobs = match js.get_object_store(BLOB_BUCKET).await {
         Ok(store) => store,
         Err(_) => js
@@ -288,6 +344,7 @@ async fn ensure_configs(
                 description: Some("message bodies too large for one NATS message".to_string()),
                 storage: jetstream::stream::StorageType::File,
                 max_bytes: blobs_max_bytes,
+                num_replicas: blobs_replicas,
                 ..Default::default()
             })
             .await
@@ -299,7 +356,7 @@ async fn ensure_configs(
                 )
             })?,
     };
-    limit_blobs(js, blobs_max_bytes).await?;
+    limit_blobs(js, blobs_max_bytes, blobs_replicas).await?;
     Ok(Topology {
         js: js.clone(),
         source,
@@ -314,8 +371,12 @@ async fn ensure_configs(
     })
 }
 
-/// Brings the object store's byte limit (and discard-new) up to date.
-async fn limit_blobs(js: &jetstream::Context, max_bytes: i64) -> Result<(), StreamError> {
+/// Brings the object store's byte limit (and discard-new) and replicas up to date.
+async fn limit_blobs(
+    js: &jetstream::Context,
+    max_bytes: i64,
+    replicas: usize,
+) -> Result<(), StreamError> {
     let mut stream = js
         .get_stream(BLOBS_STREAM)
         .await
@@ -325,10 +386,14 @@ async fn limit_blobs(js: &jetstream::Context, max_bytes: i64) -> Result<(), Stre
         .await
         .map_err(|e| StreamError::transient("cannot read the object store's stream", e))?;
     let mut config = info.config.clone();
-    if config.max_bytes == max_bytes && config.discard == stream::DiscardPolicy::New {
+    if config.max_bytes == max_bytes
+        && config.discard == stream::DiscardPolicy::New
+        && config.num_replicas == replicas
+    {
         return Ok(());
     }
     config.max_bytes = max_bytes;
+    config.num_replicas = replicas;
     config.discard = stream::DiscardPolicy::New;
     js.update_stream(config).await.map_err(|e| {
         StreamError::with(

@@ -187,3 +187,50 @@ async fn a_broker_that_is_not_there_yet_is_waited_for() -> anyhow::Result<()> {
     js.query_account().await?;
     Ok(())
 }
+
+/// `nats.url` may list a cluster's servers, comma-separated (the compose cluster file does):
+/// a list connects, with credentials in one of the URLs, and the client fails over to the
+/// other server when the one it is on stops.
+#[tokio::test]
+async fn a_comma_separated_server_list_connects_and_fails_over() -> anyhow::Result<()> {
+    let stack = kb_testkit::stack().await?;
+    let a = stack
+        .nats_with(NatsConfig {
+            auth: NatsAuth::Token("list-token".into()),
+            ..Default::default()
+        })
+        .await?;
+    let b = stack
+        .nats_with(NatsConfig {
+            auth: NatsAuth::Token("list-token".into()),
+            ..Default::default()
+        })
+        .await?;
+    let list = NatsSettings {
+        url: format!(
+            "nats://list-token@127.0.0.1:{}, nats://127.0.0.1:{}",
+            a.port(),
+            b.port()
+        ),
+        ..NatsSettings::default()
+    };
+    works(&list).await?;
+    let (client, _js) = kb_stream::connect(&list, "connect-test").await?;
+    let first = client.server_info().port;
+    let other = if first == a.port() {
+        b.port()
+    } else {
+        a.port()
+    };
+    // Dropping a test server kills it; the other one stays up until the end.
+    drop(if first == a.port() { a } else { b });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !(client.server_info().port == other && client.flush().await.is_ok()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no failover from port {first} to {other}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Ok(())
+}

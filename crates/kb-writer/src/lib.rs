@@ -491,8 +491,13 @@ pub async fn run_with<S: MirrorStore + 'static, T: NatsTarget + ?Sized>(
     ctx: Context,
 ) -> anyhow::Result<()> {
     use backon::{ExponentialBuilder, Retryable};
-    let (_client, js) = kb_stream::connect(nats, stage).await?;
-    let topo = kb_stream::topology::ensure(&js).await?;
+    let (client, js) = kb_stream::connect(nats, stage).await?;
+    kb_stream::watch_connection(&ctx.health, client);
+    let topo = kb_stream::topology::ensure_replicated(
+        &js,
+        kb_stream::topology::Replicas::Set(nats.nats_settings().replicas),
+    )
+    .await?;
     let publisher = Publisher::new(&topo, inline_max);
     // The store may not be up yet: wait for it instead of crash-looping.
     let prepare = || async { store.prepare().await };

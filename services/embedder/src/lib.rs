@@ -83,7 +83,8 @@ pub async fn run(settings: Settings, ctx: Context) -> anyhow::Result<()> {
         dimensions = raw.dimensions(),
         "embedding model ready"
     );
-    let (_client, js) = kb_stream::connect(&settings.nats, "kb-embedder").await?;
+    let (client, js) = kb_stream::connect(&settings.nats, "kb-embedder").await?;
+    kb_stream::watch_connection(&ctx.health, client);
     let topo = kb_stream::topology::ensure_with(&js, &settings.nats).await?;
     let publisher = Publisher::new(&topo, settings.nats.inline_max_bytes);
 

@@ -75,8 +75,13 @@ pub async fn run(settings: Settings, ctx: Context) -> anyhow::Result<()> {
     let p = &settings.parser;
     let runner = Runner::new(p).map_err(|e| anyhow::anyhow!(e))?;
     tracing::info!(isolation = ?p.isolation, crash_limit = p.crash_limit, "parser");
-    let (_client, js) = kb_stream::connect(&settings.nats, "kb-parser").await?;
-    let topo = kb_stream::topology::ensure(&js).await?;
+    let (client, js) = kb_stream::connect(&settings.nats, "kb-parser").await?;
+    kb_stream::watch_connection(&ctx.health, client);
+    let topo = kb_stream::topology::ensure_replicated(
+        &js,
+        kb_stream::topology::Replicas::Set(settings.nats.replicas),
+    )
+    .await?;
     let publisher = Publisher::new(&topo, settings.nats.inline_max_bytes);
     let parser = Arc::new(
         Parser::new(

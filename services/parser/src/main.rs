@@ -20,6 +20,8 @@ enum Command {
         #[arg(long)]
         source: Option<String>,
     },
+    /// Exits 0 if the running service answers ready on its endpoint (container healthchecks).
+    Health,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -27,6 +29,7 @@ fn main() -> anyhow::Result<()> {
     match args.command {
         // No runtime, no settings, no logging: a worker only parses.
         Some(Command::ParseWorker { .. }) => kb_parser::worker::serve::serve_stdio(),
+        Some(Command::Health) => health(args.config),
         None => serve(args.config),
     }
 }
@@ -39,4 +42,10 @@ async fn serve(config: Option<std::path::PathBuf>) -> anyhow::Result<()> {
         kb_parser::run(settings, ctx)
     })
     .await
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn health(config: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    let settings = Settings::load(config.as_deref())?;
+    kb_core::telemetry::probe_ready(&settings.telemetry).await
 }

@@ -133,8 +133,71 @@ const ALIASES: &[(&str, &str)] = &[
     ("KB_MODEL_DIR", "embedder.model_dir"),
 ];
 
+/// Secrets that may come from a file instead: `<VAR>_FILE` names a file whose content (without
+/// a final newline) is the value of the setting, as with container secrets. Only these names,
+/// so that settings that are paths themselves (`drive.credentials_file`) keep their meaning.
+const SECRET_KEYS: &[&str] = &[
+    "nats.token",
+    "nats.password",
+    "postgres.url",
+    "postgres.password",
+    "neo4j.password",
+    "embedder.api_key",
+    "llm.api_key",
+    "drive.credentials_json",
+    "drive.client_secret",
+    "drive.refresh_token",
+];
+
+/// `(variable, key)` for every accepted `*_FILE` variable.
+fn secret_file_vars() -> Vec<(String, &'static str)> {
+    let mut vars: Vec<(String, &'static str)> = SECRET_KEYS
+        .iter()
+        .map(|key| {
+            (
+                format!("KB_{}_FILE", key.replace('.', "__").to_uppercase()),
+                *key,
+            )
+        })
+        .collect();
+    for (alias, key) in ALIASES {
+        if SECRET_KEYS.contains(key) {
+            vars.push((format!("{alias}_FILE"), *key));
+        }
+    }
+    vars
+}
+
+/// The secrets read from `*_FILE` variables; a variable set both ways, or an unreadable file,
+/// is a problem.
+fn secrets_from_files(problems: &mut Vec<String>) -> Vec<(&'static str, String)> {
+    let mut found = Vec::new();
+    for (var, key) in secret_file_vars() {
+        let Some(path) = std::env::var_os(&var).filter(|p| !p.is_empty()) else {
+            continue;
+        };
+        let direct = var.trim_end_matches("_FILE");
+        if std::env::var_os(direct).is_some_and(|v| !v.is_empty()) {
+            problems.push(format!("set {direct} or {var}, not both"));
+            continue;
+        }
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let value = text.strip_suffix('\n').unwrap_or(&text);
+                let value = value.strip_suffix('\r').unwrap_or(value);
+                found.push((key, value.to_owned()));
+            }
+            Err(e) => problems.push(format!(
+                "{var}: cannot read {}: {e}",
+                Path::new(&path).display()
+            )),
+        }
+    }
+    found
+}
+
 impl Settings {
-    /// Defaults, then `file` (or `KB_CONFIG`), then the environment.
+    /// Defaults, then `file` (or `KB_CONFIG`), then the environment (and `*_FILE` secrets).
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let file = file
             .map(Path::to_path_buf)
@@ -152,7 +215,13 @@ impl Settings {
         fig = fig
             .merge(
                 Env::prefixed("KB_")
-                    .filter(|k| k.as_str().contains("__"))
+                    .filter(|k| {
+                        let var = format!("KB_{}", k.as_str());
+                        k.as_str().contains("__")
+                            && !secret_file_vars()
+                                .iter()
+                                .any(|(v, _)| v.eq_ignore_ascii_case(&var))
+                    })
                     .split("__"),
             )
             .merge(
@@ -167,6 +236,13 @@ impl Settings {
                         key.into()
                     }),
             );
+        let mut problems = Vec::new();
+        for (key, value) in secrets_from_files(&mut problems) {
+            fig = fig.merge(figment::providers::Serialized::default(key, value));
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError(problems));
+        }
         fig.extract::<Settings>()
             .map_err(|e| ConfigError(e.into_iter().map(|e| e.to_string()).collect()))
     }
@@ -205,6 +281,41 @@ mod tests {
     use super::*;
     use crate::secret::Secret;
     use std::io::Write;
+
+    #[test]
+    fn secrets_come_from_files_named_by_file_variables() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("pg", "s3cret\n")?;
+            jail.create_file("neo", "graph-pw")?;
+            jail.create_file("url", "postgres://kb@db:5432/kb\n")?;
+            jail.set_env("KB_POSTGRES__PASSWORD_FILE", "pg");
+            jail.set_env("KB_NEO4J_PASSWORD_FILE", "neo");
+            jail.set_env("KB_POSTGRES_URL_FILE", "url");
+            // A setting that is itself a path keeps its meaning.
+            jail.set_env("KB_DRIVE__CREDENTIALS_FILE", "/keys/sa.json");
+            let s = Settings::load(None).expect("loads");
+            assert_eq!(s.postgres.password.expose(), "s3cret");
+            assert_eq!(s.neo4j.password.expose(), "graph-pw");
+            assert_eq!(s.postgres.url.expose(), "postgres://kb@db:5432/kb");
+            assert_eq!(
+                s.drive.credentials_file.as_deref(),
+                Some(Path::new("/keys/sa.json"))
+            );
+
+            jail.set_env("KB_NEO4J_PASSWORD", "direct");
+            jail.set_env("KB_POSTGRES__PASSWORD_FILE", "missing");
+            let err = Settings::load(None).expect_err("conflict").to_string();
+            assert!(
+                err.contains("set KB_NEO4J_PASSWORD or KB_NEO4J_PASSWORD_FILE, not both"),
+                "{err}"
+            );
+            assert!(
+                err.contains("KB_POSTGRES__PASSWORD_FILE: cannot read missing"),
+                "{err}"
+            );
+            Ok(())
+        });
+    }
 
     // Env-based tests use figment::Jail so they cannot race with each other.
     #[test]

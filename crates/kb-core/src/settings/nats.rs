@@ -35,6 +35,10 @@ pub struct NatsSettings {
     /// How often the client pings the server; two missed answers make it reconnect, so this
     /// bounds how long a dead connection goes unnoticed.
     pub ping_interval_secs: u64,
+    /// Copies of every stream, KV bucket and the object store in a JetStream cluster (1, 3 or
+    /// 5; at most the number of servers). 1 on a single server. Applied when a service
+    /// starts, also to what exists already.
+    pub replicas: usize,
     /// Broker side (rendered by the local stack and the test kit into the server's config):
     /// `default` flushes JetStream writes every 2 min, `always` before every acknowledgement.
     pub sync: NatsSync,
@@ -92,6 +96,7 @@ impl Default for NatsSettings {
             tls_key_file: None,
             tls_required: false,
             ping_interval_secs: 10,
+            replicas: 1,
             sync: NatsSync::Default,
             max_store_bytes: 0,
             source_max_bytes: 2 * GIB,
@@ -121,6 +126,7 @@ impl fmt::Debug for NatsSettings {
             .field("tls_key_file", &self.tls_key_file)
             .field("tls_required", &self.tls_required)
             .field("ping_interval_secs", &self.ping_interval_secs)
+            .field("replicas", &self.replicas)
             .field("sync", &self.sync)
             .field("max_store_bytes", &self.max_store_bytes)
             .field("source_max_bytes", &self.source_max_bytes)
@@ -170,6 +176,12 @@ impl NatsSettings {
                 let u = u.trim().to_ascii_lowercase();
                 u.starts_with("nats://") || u.starts_with("tls://")
             });
+        if !(1..=5).contains(&self.replicas) {
+            p.push(format!(
+                "nats.replicas (KB_NATS__REPLICAS) must be between 1 and 5 (JetStream's limit), got {}",
+                self.replicas
+            ));
+        }
         if !schemes_ok {
             p.push(format!(
                 "nats.url (KB_NATS_URL) must start with nats:// or tls://, got {:?}",
@@ -269,6 +281,21 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         assert_eq!(NatsSettings::default().problems(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn replicas_are_one_to_five() {
+        for (replicas, ok) in [(0, false), (1, true), (3, true), (5, true), (6, false)] {
+            let p = NatsSettings {
+                replicas,
+                ..NatsSettings::default()
+            }
+            .problems();
+            assert_eq!(p.is_empty(), ok, "{replicas}: {p:?}");
+            if !ok {
+                assert!(p[0].contains("nats.replicas"), "{p:?}");
+            }
+        }
     }
 
     #[test]

@@ -13,6 +13,9 @@ pub struct PostgresSettings {
     /// The seed's rollback switch: a disabled writer consumes nothing and catches up when enabled.
     pub enabled: bool,
     pub url: Secret,
+    /// When set, replaces the URL's password, so the URL can live in plain configuration and
+    /// the password in a secrets file (`KB_POSTGRES__PASSWORD_FILE`).
+    pub password: Secret,
     pub max_connections: u32,
     /// TLS mode when the URL names no `sslmode`. Unset: `verify-full` for a remote host,
     /// `prefer` for loopback and Unix sockets.
@@ -59,6 +62,7 @@ impl Default for PostgresSettings {
         Self {
             enabled: true,
             url: Secret::new("postgres://postgres@127.0.0.1:5433/kb"),
+            password: Secret::default(),
             max_connections: 8,
             ssl_mode: None,
             ssl_root_cert: None,

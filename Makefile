@@ -1,11 +1,23 @@
 # kb-mirror: the two commands are `make up` and `make test` (see README.md).
-.PHONY: up test lint fmt build stack-install stack-start stack-stop stack-status bench-retrieval bench-embed bench-writers bench-query
+.PHONY: up test compose-up compose-down lint fmt build stack-install stack-start stack-stop stack-status bench-retrieval bench-embed bench-writers bench-query
 
 up:            ## run the whole system on a local stack, watching ./inbox (KB_WATCH_DIR)
 	deploy/local/up
 
 test:          ## the whole test suite against real servers it starts itself
 	deploy/local/test
+
+# COMPOSE_CLUSTER=1: three NATS nodes, everything at 3 replicas (docker-compose.cluster.yml).
+COMPOSE_FILES = $(if $(COMPOSE_CLUSTER),-f deploy/compose/docker-compose.cluster.yml)
+
+compose-up:    ## build every image locally (no registry) and start the compose deployment
+	deploy/images/build
+	deploy/compose/init-secrets
+	mkdir -p "$${WATCH_DIR:-inbox}"
+	deploy/compose/compose $(COMPOSE_FILES) up -d --wait
+
+compose-down:  ## stop the compose deployment; the volumes (every store) stay
+	deploy/compose/compose $(COMPOSE_FILES) down
 
 lint:          ## formatting and clippy, as CI checks them
 	cargo fmt --all -- --check

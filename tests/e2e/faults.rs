@@ -532,3 +532,134 @@ async fn graph_down_for_30s_postgres_keeps_pace_and_graph_catches_up() -> anyhow
     }
     result
 }
+
+/// Text of about `bytes` that parses into many chunks which embed cheaply (the paragraph
+/// repeats, so the embedding cache answers most of them).
+fn bulky_text(corpus: &mut Corpus, bytes: usize) -> String {
+    let paragraph = corpus.text(false);
+    let mut out = String::with_capacity(bytes + paragraph.len());
+    while out.len() < bytes {
+        out.push_str(&paragraph);
+    }
+    out
+}
+
+/// The kb status alerts' keys.
+fn alert_keys(p: &Pipeline) -> anyhow::Result<Vec<String>> {
+    let out = p.kb(&["status", "--json"])?;
+    anyhow::ensure!(
+        out.status.success(),
+        "kb status failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    Ok(status["alerts"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x["key"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// The broker's store sits on a small filesystem of its own, bounded below the disk's size as
+/// the local stack bounds it (90 % of the free space). With the parser down for a while, the
+/// backlog fills it mid-ingest: the watcher's publishes are refused with a clear error, `kb
+/// status` shows `broker.jetstream.full`, edits and deletions keep coming. Then the disk grows
+/// and the broker takes the new limit (a configuration reload): the pipeline resumes by itself
+/// and the stores end exactly equal to the folder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_store_full_refuses_clearly_and_recovers_with_nothing_lost() -> anyhow::Result<()> {
+    const MIB: u64 = 1024 * 1024;
+    let stack = kb_testkit::stack().await?;
+    // A real small filesystem where the machine lets the test mount one; JetStream's own limit
+    // on the ordinary disk otherwise (the same refusal, without a disk that really fills).
+    let fs = match kb_testkit::SmallFs::mount(6 * MIB) {
+        Ok(fs) => Some(fs),
+        Err(e) => {
+            eprintln!("no small filesystem here ({e:#}): JetStream's max_file_store alone");
+            None
+        }
+    };
+    let limit = |fs: &Option<kb_testkit::SmallFs>, fallback: u64| -> anyhow::Result<u64> {
+        Ok(match fs {
+            Some(fs) => fs.free_bytes()? / 10 * 9,
+            None => fallback,
+        })
+    };
+    let nats = stack
+        .nats_with(kb_testkit::NatsConfig {
+            max_file_store: Some(limit(&fs, 5 * MIB)?),
+            store_parent: fs.as_ref().map(|f| f.subdir("nats")).transpose()?,
+            ..Default::default()
+        })
+        .await?;
+    let mut p = Pipeline::with_nats(nats).await?;
+    // Stream limits are reserved in the broker's store: they must fit in it, and stay above
+    // what this test queues, so the store fills before any stream does.
+    for (key, bytes) in [
+        ("KB_NATS__SOURCE_MAX_BYTES", 3 * MIB),
+        ("KB_NATS__PARSED_MAX_BYTES", MIB),
+        ("KB_NATS__DLQ_MAX_BYTES", MIB / 2),
+        ("KB_EMBEDDER__CACHE_MAX_BYTES", MIB / 2),
+    ] {
+        p.set_env_all(key, &bytes.to_string());
+    }
+    let mut corpus = Corpus::new(0x5eed_0006);
+    feed(&p, &mut corpus, 30, Duration::ZERO).await?;
+    p.start_all()?;
+    wait_sources("first documents", 30, || pg_sources(&p)).await?;
+
+    // The parser goes away; its backlog (large bodies) fills the store.
+    p.stop("parser")?;
+    let dir = p.watch_dir.path().to_path_buf();
+    let refused = |p: &Pipeline| p.log_of("watcher").contains("the broker is full");
+    let mut big = 0;
+    while !refused(&p) {
+        anyhow::ensure!(big < 40, "the store never filled\n{}", p.logs());
+        big += 1;
+        write_atomic(
+            &dir,
+            &format!("big/bulk-{big:02}.txt"),
+            &bulky_text(&mut corpus, 300_000),
+        )?;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    eprintln!("the store refused writes after {big} large files");
+    // Edits, deletions and new files while it is full.
+    let existing = expect::expected(&dir)?
+        .paths
+        .into_values()
+        .filter(|rel| !rel.starts_with("big/"))
+        .collect::<Vec<_>>();
+    for (i, rel) in existing.iter().take(8).enumerate() {
+        if i % 2 == 0 {
+            write_atomic(&dir, rel, &corpus.text(rel.ends_with(".md")))?;
+        } else {
+            std::fs::remove_file(dir.join(rel))?;
+        }
+    }
+    feed(&p, &mut corpus, 5, Duration::from_millis(50)).await?;
+    let keys = alert_keys(&p)?;
+    assert!(
+        keys.iter().any(|k| k == "broker.jetstream.full"),
+        "kb status shows no full store: {keys:?}\n{}",
+        p.logs()
+    );
+
+    // Space comes back: the disk grows and the broker takes its new limit.
+    if let Some(fs) = &fs {
+        fs.resize(128 * MIB)?;
+    }
+    let bigger = limit(&fs, 120 * MIB)?;
+    p.nats.set_max_file_store(bigger).await?;
+    p.start("parser")?;
+    converge_exactly(&mut p, "broker store full").await?;
+    let keys = alert_keys(&p)?;
+    assert!(
+        !keys.iter().any(|k| k.starts_with("broker.")),
+        "broker alerts left after recovery: {keys:?}"
+    );
+    Ok(())
+}

@@ -38,6 +38,8 @@ pub struct Pipeline {
     extra_env: BTreeMap<&'static str, Vec<(String, String)>>,
     /// The URL the services reach NATS at, when not the broker's own (a proxy the test controls).
     services_nats_url: Option<String>,
+    /// Environment every binary and `kb` get on top of [`Pipeline::env`]'s defaults.
+    common_env: Vec<(String, String)>,
 }
 
 impl Pipeline {
@@ -48,6 +50,27 @@ impl Pipeline {
 
     /// A deployment writing into the given stores (e.g. private servers a test stops).
     pub async fn with_stores(postgres_url: String, graph: GraphDb) -> anyhow::Result<Self> {
+        let nats = kb_testkit::stack().await?.nats().await?;
+        Self::with_parts(nats, postgres_url, graph).await
+    }
+
+    /// A deployment on fresh stores and a broker the test made (a small store, sync always).
+    pub async fn with_nats(nats: NatsServer) -> anyhow::Result<Self> {
+        let stack = kb_testkit::stack().await?;
+        Self::with_parts(
+            nats,
+            stack.fresh_postgres().await?,
+            stack.fresh_graph().await?,
+        )
+        .await
+    }
+
+    /// A deployment on the given broker and stores.
+    pub async fn with_parts(
+        nats: NatsServer,
+        postgres_url: String,
+        graph: GraphDb,
+    ) -> anyhow::Result<Self> {
         let stack = kb_testkit::stack().await?;
         let model_dir = stack.model_dir();
         if !model_dir.join("all-minilm-l6-v2").exists() {
@@ -57,7 +80,7 @@ impl Pipeline {
             );
         }
         Ok(Self {
-            nats: stack.nats().await?,
+            nats,
             postgres_url,
             graph,
             watch_dir: tempfile::tempdir()?,
@@ -66,6 +89,7 @@ impl Pipeline {
             children: BTreeMap::new(),
             extra_env: BTreeMap::new(),
             services_nats_url: None,
+            common_env: Vec::new(),
         })
     }
 
@@ -94,7 +118,13 @@ impl Pipeline {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
+        .chain(self.common_env.iter().cloned())
         .collect()
+    }
+
+    /// Adds `key=value` to the environment of every service and `kb` (from their next start).
+    pub fn set_env_all(&mut self, key: &str, value: &str) {
+        self.common_env.push((key.to_string(), value.to_string()));
     }
 
     /// Adds `key=value` to the environment `service` gets from its next start on.

@@ -47,8 +47,10 @@ struct Status {
     /// Embedding cache hits/misses summed over every embedder; null before any used a cache.
     embed_cache: Option<kb_embedder::cache::CacheStatus>,
     /// Raised alerts (`kb_alerts`): conditions that need an operator, e.g. deletions a watcher
-    /// holds or links it skips.
+    /// holds or links it skips; and the broker's whole store, checked live ([`store_alert`]).
     alerts: Vec<AlertStatus>,
+    /// Bytes JetStream holds for this account (every stream, bucket and object store).
+    broker_store_bytes: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -159,7 +161,9 @@ pub async fn run(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
             None
         }
     };
-    let alerts = alerts(&topo).await?;
+    let mut alerts = alerts(&topo).await?;
+    alerts.extend(store_alert(&topo, STORE_PROBE_TIMEOUT).await);
+    let broker_store_bytes = js.query_account().await.ok().map(|a| a.storage);
     let status = Status {
         streams,
         consumers,
@@ -167,6 +171,7 @@ pub async fn run(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
         stores: stores_status,
         embed_cache,
         alerts,
+        broker_store_bytes,
     };
 
     if json {
@@ -216,6 +221,9 @@ pub async fn run(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
         ),
         None => println!("\nEMBEDDING CACHE: not used yet"),
     }
+    if let Some(bytes) = status.broker_store_bytes {
+        println!("\nBROKER STORE: {bytes} bytes");
+    }
     let total: u64 = status.dead_letters.values().sum();
     println!("\nDEAD LETTERS: {total}");
     for (stage, n) in &status.dead_letters {
@@ -239,6 +247,59 @@ async fn alerts(topo: &kb_stream::Topology) -> anyhow::Result<Vec<AlertStatus>> 
         .collect())
 }
 
+/// The key of the whole-store alert (`<component>.<name>.<kind>` like the others).
+const STORE_ALERT_KEY: &str = "broker.jetstream.full";
+/// How long the store check waits for the broker to confirm its write.
+const STORE_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The broker's whole store, checked live. A store that refuses every write (JetStream's
+/// `max_file_store` reached, the disk under it full) cannot hold an alert about itself:
+/// `kb_alerts` is in it. So this makes a write of its own, a purge of [`STORE_ALERT_KEY`] (never
+/// stored as a value, so the purge changes nothing), and reports how the broker answered.
+async fn store_alert(
+    topo: &kb_stream::Topology,
+    timeout: std::time::Duration,
+) -> Option<AlertStatus> {
+    use kb_stream::{StreamError, StreamErrorKind};
+    let now = kb_stream::progress::now_ms();
+    let alert = |message: String| AlertStatus {
+        key: STORE_ALERT_KEY.to_string(),
+        since_ms: now,
+        count: 1,
+        message,
+        details: serde_json::Value::Null,
+    };
+    const WAITS: &str = "nothing is lost: every stage waits and retries, and the pipeline \
+                         resumes by itself once there is room";
+    match tokio::time::timeout(timeout, topo.alerts.purge(STORE_ALERT_KEY)).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => {
+            let e = StreamError::write("the broker refused a write", e);
+            match e.kind {
+                StreamErrorKind::Full => Some(alert(format!(
+                    "the broker's store is full: JetStream refuses every write ({e}); \
+                     free space or raise nats.max_store_bytes (JetStream max_file_store), then \
+                     reload or restart nats-server; {WAITS}"
+                ))),
+                StreamErrorKind::BrokerDown => {
+                    Some(alert(format!("JetStream does not answer ({e}); {WAITS}")))
+                }
+                _ => Some(alert(format!(
+                    "the broker did not store a write ({e}): if its disk filled up under it \
+                     (its log says \"no space left on device\"), free space and restart \
+                     nats-server; {WAITS}"
+                ))),
+            }
+        }
+        Err(_) => Some(alert(format!(
+            "the broker did not confirm a write within {}s: if its disk filled up under it \
+             (its log says \"no space left on device\"), free space and restart nats-server; \
+             {WAITS}",
+            timeout.as_secs()
+        ))),
+    }
+}
+
 /// The ALERTS section. Messages quote file names: never raw control characters on a terminal.
 fn render_alerts(alerts: &[AlertStatus]) -> String {
     let mut out = format!("ALERTS: {}\n", alerts.len());
@@ -251,6 +312,60 @@ fn render_alerts(alerts: &[AlertStatus]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A broker whose store is full refuses the check's write: the alert says so, and goes
+    /// once there is room again.
+    #[tokio::test]
+    async fn a_full_broker_store_is_an_alert_until_there_is_room() -> anyhow::Result<()> {
+        const LIMIT: u64 = 256 * 1024;
+        let mut nats = kb_testkit::stack()
+            .await?
+            .nats_with(kb_testkit::NatsConfig {
+                max_file_store: Some(LIMIT),
+                ..Default::default()
+            })
+            .await?;
+        // Stream limits reserve their bytes in the broker's store: small enough to fit.
+        let settings = kb_core::settings::NatsSettings {
+            url: nats.url(),
+            source_max_bytes: 16 * 1024,
+            parsed_max_bytes: 16 * 1024,
+            dlq_max_bytes: 16 * 1024,
+            ..Default::default()
+        };
+        let (_client, js) = kb_stream::connect(&settings, "status-test").await?;
+        let topo = kb_stream::topology::ensure_with(&js, &settings).await?;
+        let timeout = std::time::Duration::from_secs(5);
+        assert!(store_alert(&topo, timeout).await.is_none());
+        // Fill the store through the unlimited mirror stream.
+        let p = kb_stream::Publisher::new(&topo, 1024 * 1024);
+        let mut full = false;
+        for i in 0..64 {
+            let mut d = kb_testkit::document(&format!("s{i}"), 1, 1, 0);
+            d.title = "x".repeat(32 * 1024);
+            let source = d.source.clone().unwrap_or_default();
+            let upsert = kb_proto::mirror_event::Kind::Upsert;
+            if let Err(e) = p.mirror(&source, upsert, Some(&d), "").await {
+                assert_eq!(e.kind, kb_stream::StreamErrorKind::Full, "{e}");
+                full = true;
+                break;
+            }
+        }
+        assert!(full, "the store never filled");
+        let alert = store_alert(&topo, timeout)
+            .await
+            .ok_or_else(|| anyhow::anyhow!("no alert for a full store"))?;
+        assert_eq!(alert.key, "broker.jetstream.full");
+        assert!(alert.message.contains("store is full"), "{}", alert.message);
+        assert!(
+            alert.message.contains("max_store_bytes"),
+            "{}",
+            alert.message
+        );
+        nats.set_max_file_store(4 * LIMIT).await?;
+        assert!(store_alert(&topo, timeout).await.is_none());
+        Ok(())
+    }
 
     #[tokio::test]
     async fn alerts_are_listed_with_control_characters_escaped() -> anyhow::Result<()> {

@@ -72,11 +72,11 @@ fn bytes_limit(max: u64) -> i64 {
 /// Dead letters kept per stage and source: one source cannot flood the DLQ.
 pub const DLQ_PER_SOURCE: i64 = 10;
 
-/// Messages `KB_SOURCE` keeps per source: every queued version (-1) for now. One (a newer
-/// version replaces a queued older one, as `KB_PARSED` does) once the watcher's tests stop
-/// reading every published version back from the work queue (issue 15, WP3); the blob GC
-/// collects `source/` bodies only then.
-pub const SOURCE_MESSAGES_PER_SUBJECT: i64 = -1;
+/// Messages `KB_SOURCE` keeps per source: one. A newer version replaces a queued older one
+/// (which the parser would skip as superseded anyway), so a file edited many times while the
+/// parser is behind costs one message and one body, and the replaced body is referenced by
+/// nothing: the blob GC collects it.
+pub const SOURCE_MESSAGES_PER_SUBJECT: i64 = 1;
 
 fn stream_config(
     name: &str,
@@ -151,16 +151,42 @@ async fn upsert_stream(
     cfg: stream::Config,
 ) -> Result<stream::Stream, StreamError> {
     let name = cfg.name.clone();
-    js.create_or_update_stream(cfg).await.map_err(|e| {
-        StreamError::with(
-            StreamErrorKind::Config,
-            format!("cannot create or update stream {name}"),
-            e,
-        )
-    })?;
+    // An unchanged stream is left alone: the broker counts a stream's own byte limit twice
+    // when checking an update against its store, so on a store mostly reserved by the limits
+    // (a small disk) even a no-op update is refused and a service could not start.
+    // Boxed: callers' futures (a service's start) stay small enough for a test thread's stack.
+    if let Some(existing) = Box::pin(unchanged_stream(js, &cfg)).await {
+        return Ok(existing);
+    }
+    js.create_or_update_stream(cfg)
+        .await
+        .map_err(|e| create_error(format!("cannot create or update stream {name}"), e))?;
     js.get_stream(&name)
         .await
         .map_err(|e| StreamError::transient(format!("cannot open stream {name}"), e))
+}
+
+/// The stream, when it exists with `want`'s settings already.
+async fn unchanged_stream(
+    js: &jetstream::Context,
+    want: &stream::Config,
+) -> Option<stream::Stream> {
+    let mut existing = js.get_stream(&want.name).await.ok()?;
+    let info = existing.info().await.ok()?;
+    same_stream(&info.config, want).then_some(existing)
+}
+
+/// Whether `have` already is `want` in everything [`stream_configs_with`] sets.
+fn same_stream(have: &stream::Config, want: &stream::Config) -> bool {
+    have.subjects == want.subjects
+        && have.retention == want.retention
+        && have.storage == want.storage
+        && have.duplicate_window == want.duplicate_window
+        && have.allow_direct == want.allow_direct
+        && have.max_bytes == want.max_bytes
+        && have.discard == want.discard
+        && have.max_messages_per_subject == want.max_messages_per_subject
+        && have.max_age == want.max_age
 }
 
 /// The byte limit an existing stream has, if it exists.
@@ -217,13 +243,45 @@ pub async fn upsert_bucket(
         cfg.num_replicas = Replicas::Keep.for_stream(js, MIRROR_STREAM).await;
     }
     let bucket = cfg.bucket.clone();
-    js.create_or_update_key_value(cfg).await.map_err(|e| {
-        StreamError::with(
-            StreamErrorKind::Config,
-            format!("cannot create KV bucket {bucket}"),
-            e,
+    // Unchanged: left alone, as for streams (see `upsert_stream`).
+    if let Some(existing) = Box::pin(unchanged_bucket(js, &cfg)).await {
+        return Ok(existing);
+    }
+    js.create_or_update_key_value(cfg)
+        .await
+        .map_err(|e| create_error(format!("cannot create KV bucket {bucket}"), e))
+}
+
+/// The bucket, when it exists with `want`'s settings already.
+async fn unchanged_bucket(js: &jetstream::Context, want: &kv::Config) -> Option<kv::Store> {
+    let existing = js.get_key_value(&want.bucket).await.ok()?;
+    let status = existing.status().await.ok()?;
+    let have = &status.info.config;
+    let limit = |n: i64| if n == 0 { -1 } else { n };
+    (status.history() == want.history
+        && status.max_age() == want.max_age
+        && have.max_bytes == limit(want.max_bytes)
+        && have.storage == want.storage)
+        .then_some(existing)
+}
+
+/// A refused create, naming the fix when the byte limit is what did not fit: the broker
+/// reserves every stream's `max_bytes` in its store, so limits above the store's size (a small
+/// disk) refuse to create.
+pub fn create_error(
+    what: String,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> StreamError {
+    let what = if e.to_string().contains("insufficient storage resources") {
+        format!(
+            "{what}: the byte limits of the streams and buckets add up to more than the \
+             broker's store holds (JetStream max_file_store, nats.max_store_bytes): lower \
+             nats.*_max_bytes and embedder.cache_max_bytes, or give the broker more room"
         )
-    })
+    } else {
+        what
+    };
+    StreamError::with(StreamErrorKind::Config, what, e)
 }
 
 /// Creates or updates everything, keeping the byte limits of streams that exist already (a

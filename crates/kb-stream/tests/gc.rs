@@ -37,7 +37,14 @@ async fn only_bodies_no_message_refers_to_are_collected() -> anyhow::Result<()> 
     p.mirror(s2.source.as_ref().unwrap(), Kind::Upsert, Some(&s2), "")
         .await?;
     let head = p.mirror_body("s2").await?.expect("stored head");
-    p.source(&kb_testkit::source("s4", 1), big(4)).await?;
+    // A queued source replaced by its next version: KB_SOURCE keeps one message per source,
+    // so the first body is referenced by nothing any more.
+    let s4_v1 = b.wrap_new("source", "s4", 1, big(4)).await?;
+    p.source_event(&kb_testkit::source("s4", 1), s4_v1.clone(), "upsert")
+        .await?;
+    let s4_v2 = b.wrap_new("source", "s4", 2, big(5)).await?;
+    p.source_event(&kb_testkit::source("s4", 2), s4_v2.clone(), "upsert")
+        .await?;
     let mut s5 = kb_testkit::document("s5", 1, 1, 0);
     s5.title = "t".repeat(4096);
     p.parsed(&s5).await?;
@@ -68,20 +75,21 @@ async fn only_bodies_no_message_refers_to_are_collected() -> anyhow::Result<()> 
     assert_eq!(r.young, r.scanned, "{r:?}");
 
     let r = gc::collect(p.topology(), Duration::ZERO).await?;
-    // Skipped: the name that is not ours, and the queued source body (KB_SOURCE keeps every
-    // version for now, so its last message is not the only one: not collected at all).
+    // Skipped: the name that is not ours.
     assert_eq!(
         r,
         GcReport {
-            scanned: 7,
+            scanned: 8,
             young: 0,
-            referenced: 3,
-            skipped: 2,
-            deleted: 2
+            referenced: 4,
+            skipped: 1,
+            deleted: 3
         }
     );
     assert!(!exists(&p, &orphan).await);
     assert!(!exists(&p, &stale_head).await);
+    assert!(!exists(&p, &s4_v1).await, "a superseded source body goes");
+    assert!(exists(&p, &s4_v2).await, "the queued source body stays");
     assert!(exists(&p, &dl_body).await, "a dead letter's body stays");
     let head_blob = kb_proto::Blob {
         location: Some(kb_proto::blob::Location::Object(head)),

@@ -5,7 +5,7 @@ use kb_stream::{subjects, Publisher, StreamErrorKind};
 
 /// A work queue keeps one message per source: while the embedder is slow or down, a newer
 /// parsed version replaces the queued older one (which would be superseded anyway).
-/// (`KB_SOURCE` keeps every version for now: `topology::SOURCE_MESSAGES_PER_SUBJECT`.)
+/// `KB_SOURCE` does the same for raw versions waiting for the parser.
 #[tokio::test]
 async fn five_queued_versions_of_one_source_keep_only_the_newest() -> anyhow::Result<()> {
     let nats = kb_testkit::stack().await?.nats().await?;
@@ -14,7 +14,21 @@ async fn five_queued_versions_of_one_source_keep_only_the_newest() -> anyhow::Re
     let p = Publisher::new(&topo, 64 * 1024);
     for v in 1..=5 {
         p.parsed(&kb_testkit::document("queued", v, 2, 0)).await?;
+        p.source(&kb_testkit::source("queued", v), vec![b'x'; 1024])
+            .await?;
     }
+    let info = topo.source.get_info().await?;
+    assert_eq!(info.state.messages, 1, "only the newest raw version waits");
+    let last = topo
+        .source
+        .get_last_raw_message_by_subject(&subjects::source("queued"))
+        .await?;
+    assert_eq!(
+        last.headers
+            .get(subjects::HEADER_VERSION)
+            .map(|v| v.as_str().to_string()),
+        Some("5".to_string())
+    );
     let info = topo.parsed.get_info().await?;
     assert_eq!(info.state.messages, 1, "only the newest version waits");
     let last = topo

@@ -19,7 +19,8 @@
 //!
 //! For fault tests: [`TcpProxy`] (blackhole, cut, refuse a connection), [`FailGuard`] (one
 //! test at a time arms in-process failpoints), [`NatsConfig`] (a broker with
-//! authentication, TLS, a sync interval or a store limit) and [`TestCerts`]. Shared
+//! authentication, TLS, a sync interval or a store limit), [`SmallFs`] (a filesystem that
+//! fills up), [`SubjectTap`] (every message published on a subject) and [`TestCerts`]. Shared
 //! documents: [`fixtures`] ([`source`], [`document`], [`vector`]).
 //!
 //! The stack is left running when the process ends (`make test` stops it); databases left
@@ -36,7 +37,9 @@ mod pg_server;
 mod postgres;
 mod process;
 mod proxy;
+mod smallfs;
 mod stack;
+mod tap;
 mod tls;
 
 pub use fail::FailGuard;
@@ -46,5 +49,7 @@ pub use graph_server::GraphServer;
 pub use nats::{nkey_user, NatsAuth, NatsConfig, NatsServer, NatsTls};
 pub use pg_server::PostgresServer;
 pub use proxy::{upstream_of, Mode, ProxyStats, TcpProxy};
+pub use smallfs::SmallFs;
 pub use stack::{stack, Stack};
+pub use tap::SubjectTap;
 pub use tls::TestCerts;

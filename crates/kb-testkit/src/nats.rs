@@ -26,6 +26,9 @@ pub struct NatsConfig {
     pub sync_interval: Option<String>,
     /// `jetstream { max_file_store }`, bytes: JetStream refuses writes beyond it.
     pub max_file_store: Option<u64>,
+    /// Where JetStream keeps its store (e.g. a [`crate::SmallFs`] that can fill up); the
+    /// server's own temp dir when unset.
+    pub store_parent: Option<PathBuf>,
     pub auth: NatsAuth,
     /// TLS on the client port.
     pub tls: Option<NatsTls>,
@@ -138,7 +141,10 @@ impl NatsServer {
 
     /// The JetStream store directory, kept across restarts.
     pub fn store_dir(&self) -> PathBuf {
-        self.dir.path().join("jetstream")
+        match &self.config.store_parent {
+            Some(parent) => parent.join("jetstream"),
+            None => self.dir.path().join("jetstream"),
+        }
     }
 
     fn log_path(&self) -> PathBuf {
@@ -214,6 +220,38 @@ impl NatsServer {
     /// Graceful stop: SIGTERM, then wait until the process is gone (SIGKILL after a timeout).
     pub async fn stop(&mut self) -> anyhow::Result<()> {
         terminate(self.child.take(), Signal::TERM, STOP_TIMEOUT, "nats-server").await
+    }
+
+    /// Changes `max_file_store` on the running server (configuration reload, SIGHUP) and waits
+    /// until the server reports the new limit: space given back without a restart.
+    pub async fn set_max_file_store(&mut self, bytes: u64) -> anyhow::Result<()> {
+        self.config.max_file_store = Some(bytes);
+        std::fs::write(self.config_path(), self.render_config()?)
+            .context("cannot write the nats-server config")?;
+        let child = self
+            .child
+            .as_ref()
+            .ok_or_else(|| anyhow!("nats-server is not running"))?;
+        rustix::process::kill_process(rustix::process::Pid::from_child(child), Signal::HUP)
+            .context("cannot signal nats-server")?;
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()?;
+        let url = format!("{}/jsz", self.monitor_url());
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Ok(r) = client.get(&url).send().await {
+                if let Ok(jsz) = r.json::<serde_json::Value>().await {
+                    if jsz["config"]["max_storage"].as_u64() == Some(bytes) {
+                        return Ok(());
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("nats-server did not take max_file_store = {bytes}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// SIGKILL: the broker dies without flushing, as in a crash.

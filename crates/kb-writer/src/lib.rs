@@ -493,11 +493,8 @@ pub async fn run_with<S: MirrorStore + 'static, T: NatsTarget + ?Sized>(
     use backon::{ExponentialBuilder, Retryable};
     let (client, js) = kb_stream::connect(nats, stage).await?;
     kb_stream::watch_connection(&ctx.health, client);
-    let topo = kb_stream::topology::ensure_replicated(
-        &js,
-        kb_stream::topology::Replicas::Set(nats.nats_settings().replicas),
-    )
-    .await?;
+    // Its settings' stream limits and replicas: whichever service starts first creates them.
+    let topo = kb_stream::topology::ensure_with(&js, &nats.nats_settings()).await?;
     let publisher = Publisher::new(&topo, inline_max);
     // The store may not be up yet: wait for it instead of crash-looping.
     let prepare = || async { store.prepare().await };

@@ -77,11 +77,8 @@ pub async fn run(settings: Settings, ctx: Context) -> anyhow::Result<()> {
     tracing::info!(isolation = ?p.isolation, crash_limit = p.crash_limit, "parser");
     let (client, js) = kb_stream::connect(&settings.nats, "kb-parser").await?;
     kb_stream::watch_connection(&ctx.health, client);
-    let topo = kb_stream::topology::ensure_replicated(
-        &js,
-        kb_stream::topology::Replicas::Set(settings.nats.replicas),
-    )
-    .await?;
+    // Its settings' stream limits and replicas: whichever service starts first creates them.
+    let topo = kb_stream::topology::ensure_with(&js, &settings.nats).await?;
     let publisher = Publisher::new(&topo, settings.nats.inline_max_bytes);
     let parser = Arc::new(
         Parser::new(

@@ -56,11 +56,8 @@ pub async fn run(settings: Settings, ctx: Context) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create the watched folder {}", cfg.dir.display()))?;
     let (client, js) = kb_stream::connect(&settings.nats, "kb-watcher").await?;
     kb_stream::watch_connection(&ctx.health, client);
-    let topo = kb_stream::topology::ensure_replicated(
-        &js,
-        kb_stream::topology::Replicas::Set(settings.nats.replicas),
-    )
-    .await?;
+    // Its settings' stream limits and replicas: whichever service starts first creates them.
+    let topo = kb_stream::topology::ensure_with(&js, &settings.nats).await?;
     let publisher = Publisher::new(&topo, settings.nats.inline_max_bytes);
     let drive = if settings.drive.enabled {
         // Bad credentials stop the service here, where an operator sees it.

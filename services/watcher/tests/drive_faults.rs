@@ -220,8 +220,25 @@ async fn a_file_that_always_fails_is_recorded_failed_after_max_file_attempts() {
     assert_eq!((src.version, body.as_slice()), (2, b"open now".as_slice()));
 }
 
-#[tokio::test]
-async fn a_relist_repairs_what_the_changes_feed_missed() {
+/// Four watcher starts and syncs in one test make a deep future in a debug build: it runs on a
+/// thread with more stack than the test harness gives.
+#[test]
+fn a_relist_repairs_what_the_changes_feed_missed() {
+    std::thread::Builder::new()
+        .stack_size(16 * 1024 * 1024)
+        .spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(relist_repairs())
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+async fn relist_repairs() {
     let env = setup().await;
     let f = &env.fake;
     let edited = f.add_file(&env.root, "edited.md", "text/markdown", b"v1");

@@ -14,6 +14,8 @@ pub const ORIGIN: &str = "folder:inbox";
 
 pub struct Env {
     pub nats: NatsServer,
+    /// Every source event published: `KB_SOURCE` keeps only the latest per source.
+    pub sources: kb_testkit::SubjectTap,
     pub topo: Topology,
     pub publisher: Publisher,
     pub dir: tempfile::TempDir,
@@ -21,9 +23,13 @@ pub struct Env {
 
 pub async fn setup() -> Env {
     let nats = kb_testkit::stack().await.unwrap().nats().await.unwrap();
+    let sources = kb_testkit::SubjectTap::start(&nats.url(), subjects::SOURCE_ALL)
+        .await
+        .unwrap();
     let (topo, publisher) = connect(&nats.url()).await;
     Env {
         nats,
+        sources,
         topo,
         publisher,
         dir: tempfile::tempdir().unwrap(),
@@ -63,20 +69,10 @@ impl Env {
         path
     }
 
-    /// Every source event in KB_SOURCE, in publish order, with its body.
+    /// Every source event published (each once, as the stream deduplicates them), in
+    /// publish order, with its body.
     pub async fn source_events(&self) -> Vec<(SourceRef, Vec<u8>)> {
-        let mut out = Vec::new();
-        for payload in all_messages(&self.topo.source).await {
-            let ev = SourceEvent::decode(payload.as_slice()).unwrap();
-            let body = self
-                .publisher
-                .blobs()
-                .fetch(ev.body.as_ref().unwrap())
-                .await
-                .unwrap();
-            out.push((ev.source.unwrap(), body));
-        }
-        out
+        published_sources(&self.sources, &self.publisher).await
     }
 
     pub async fn mirror_head(&self, source_id: &str) -> Option<(u64, MirrorEvent)> {
@@ -107,6 +103,24 @@ impl Env {
             .expect("state entry");
         serde_json::from_slice(&bytes).unwrap()
     }
+}
+
+/// The source events `tap` saw, with their bodies.
+pub async fn published_sources(
+    tap: &kb_testkit::SubjectTap,
+    publisher: &Publisher,
+) -> Vec<(SourceRef, Vec<u8>)> {
+    let mut out = Vec::new();
+    for m in tap.messages().await.unwrap() {
+        let ev = SourceEvent::decode(m.payload.as_ref()).unwrap();
+        let body = publisher
+            .blobs()
+            .fetch(ev.body.as_ref().unwrap())
+            .await
+            .unwrap();
+        out.push((ev.source.unwrap(), body));
+    }
+    out
 }
 
 pub async fn all_messages(stream: &Stream) -> Vec<Vec<u8>> {

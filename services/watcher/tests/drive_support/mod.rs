@@ -6,7 +6,7 @@ use crate::common::{all_messages, connect};
 use kb_core::settings::DriveSettings;
 use kb_core::Secret;
 use kb_drive::fake::FakeDrive;
-use kb_proto::{mirror_event::Kind, DeadLetter, Message, MirrorEvent, SourceEvent, SourceRef};
+use kb_proto::{mirror_event::Kind, DeadLetter, Message, MirrorEvent, SourceRef};
 use kb_stream::{subjects, Publisher, Topology};
 use kb_testkit::NatsServer;
 use kb_watcher::drive::{Cursor, DriveFileState, FileRetry, DRIVE_BUCKET};
@@ -17,6 +17,8 @@ pub const ORIGIN: &str = "drive:team";
 
 pub struct DriveEnv {
     pub nats: NatsServer,
+    /// Every source event published: `KB_SOURCE` keeps only the latest per source.
+    pub sources: kb_testkit::SubjectTap,
     pub fake: FakeDrive,
     pub topo: Topology,
     pub publisher: Publisher,
@@ -49,9 +51,13 @@ pub async fn setup() -> DriveEnv {
         request_timeout_secs: 10,
         ..Default::default()
     };
+    let sources = kb_testkit::SubjectTap::start(&nats.url(), subjects::SOURCE_ALL)
+        .await
+        .unwrap();
     let (topo, publisher) = connect(&nats.url()).await;
     DriveEnv {
         nats,
+        sources,
         fake,
         topo,
         publisher,
@@ -78,20 +84,10 @@ impl DriveEnv {
         kb_core::ids::source_id(ORIGIN, file_id)
     }
 
-    /// Every source event in KB_SOURCE, in publish order, with its body.
+    /// Every source event published (each once, as the stream deduplicates them), in
+    /// publish order, with its body.
     pub async fn source_events(&self) -> Vec<(SourceRef, Vec<u8>)> {
-        let mut out = Vec::new();
-        for payload in all_messages(&self.topo.source).await {
-            let ev = SourceEvent::decode(payload.as_slice()).unwrap();
-            let body = self
-                .publisher
-                .blobs()
-                .fetch(ev.body.as_ref().unwrap())
-                .await
-                .unwrap();
-            out.push((ev.source.unwrap(), body));
-        }
-        out
+        crate::common::published_sources(&self.sources, &self.publisher).await
     }
 
     /// The source events of one Drive file.

@@ -382,9 +382,28 @@ async fn services_cut_from_the_broker_lose_and_duplicate_nothing() -> anyhow::Re
     converge_exactly(&mut p, "services cut from the broker").await
 }
 
+/// Drops the OS page cache (`/proc/sys/vm/drop_caches`), so the restarted broker reads its
+/// store from the disk, not from memory the killed process left behind; or says why it cannot
+/// (a container without write access to `/proc/sys`). Dirty pages are written back, not
+/// dropped: this is not a power loss, which no test here can make.
+fn drop_os_cache() -> Result<(), String> {
+    std::fs::write("/proc/sys/vm/drop_caches", "3")
+        .map_err(|e| format!("cannot write /proc/sys/vm/drop_caches: {e}"))
+}
+
+/// The broker with `sync = "always"` (every acknowledged write flushed to disk before its
+/// acknowledgement) is stopped, then killed while edits are in flight, and restarted after
+/// the OS cache is dropped where the machine allows it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_and_crash_mid_stream_lose_and_duplicate_nothing() -> anyhow::Result<()> {
-    let mut p = Pipeline::new().await?;
+    let nats = kb_testkit::stack()
+        .await?
+        .nats_with(kb_testkit::NatsConfig {
+            sync_interval: Some(kb_core::settings::NatsSync::Always.sync_interval().into()),
+            ..Default::default()
+        })
+        .await?;
+    let mut p = Pipeline::with_nats(nats).await?;
     let mut corpus = Corpus::new(0x5eed_0002);
     feed(&p, &mut corpus, 80, Duration::ZERO).await?;
     p.start_all()?;
@@ -416,8 +435,35 @@ async fn broker_restart_and_crash_mid_stream_lose_and_duplicate_nothing() -> any
     for rel in &existing[32..42] {
         write_atomic(&dir, rel, &corpus.text(rel.ends_with(".md")))?;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The window: the broker has acknowledged some of these edits (the mirror grew) and work
+    // is still queued or in flight when it dies.
+    let mirror_before = jetstream(&p)
+        .await?
+        .get_stream(subjects::MIRROR_STREAM)
+        .await?
+        .cached_info()
+        .state
+        .last_sequence;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let js = jetstream(&p).await?;
+        let mirror = js.get_stream(subjects::MIRROR_STREAM).await?;
+        let acked = mirror.cached_info().state.last_sequence > mirror_before;
+        let busy = backlog(&p).await?.iter().any(|(_, w, u)| *w > 0 || *u > 0);
+        if acked && busy {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "never saw an acknowledged edit with work still in flight (acked {acked}, busy {busy})"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     p.nats.kill9()?;
+    match drop_os_cache() {
+        Ok(()) => eprintln!("broker crash: OS cache dropped before the restart"),
+        Err(why) => eprintln!("broker crash: OS cache not dropped ({why})"),
+    }
     feed(&p, &mut corpus, 10, Duration::from_millis(100)).await?;
     p.nats.start().await?;
     feed(&p, &mut corpus, 10, Duration::from_millis(50)).await?;

@@ -296,6 +296,36 @@ pub async fn ensure_replicated(
     js: &jetstream::Context,
     replicas: Replicas,
 ) -> Result<Topology, StreamError> {
+    use backon::{ExponentialBuilder, Retryable};
+    // A cluster that is still electing its leaders, or a broker under load, answers JetStream
+    // requests late or "insufficient resources" for a while: wait it out (about a minute)
+    // instead of exiting at start.
+    (|| ensure_once(js, replicas))
+        .retry(
+            ExponentialBuilder::default()
+                .with_max_delay(Duration::from_secs(5))
+                .with_max_times(15),
+        )
+        .when(not_settled_yet)
+        .notify(|e, after| tracing::warn!(error = %e, ?after, "JetStream not ready for the topology yet"))
+        .await
+}
+
+/// The JetStream answers of a broker or cluster that is still starting.
+fn not_settled_yet(e: &StreamError) -> bool {
+    let text = format!("{e:#}").to_lowercase();
+    [
+        "timed out",
+        "insufficient resources",
+        "no responders",
+        "not available",
+        "no suitable peers",
+    ]
+    .iter()
+    .any(|s| text.contains(s))
+}
+
+async fn ensure_once(js: &jetstream::Context, replicas: Replicas) -> Result<Topology, StreamError> {
     let defaults = StreamLimits::default();
     let mut configs = stream_configs_with(&defaults);
     for cfg in &mut configs {
@@ -466,6 +496,21 @@ async fn limit_blobs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_starting_cluster_is_waited_for_and_a_refusal_is_not() {
+        let timeout = StreamError::with(
+            StreamErrorKind::Config,
+            "cannot create KV bucket kb_attempts",
+            std::io::Error::other("JetStream error: jetstream request timed out"),
+        );
+        assert!(not_settled_yet(&timeout));
+        let refused = StreamError::new(
+            StreamErrorKind::Config,
+            "cannot create or update stream KB_MIRROR: replicas > 1 not supported in non-clustered mode",
+        );
+        assert!(!not_settled_yet(&refused));
+    }
 
     #[tokio::test]
     async fn ensure_makes_the_alert_and_attempt_buckets_and_is_idempotent() -> anyhow::Result<()> {

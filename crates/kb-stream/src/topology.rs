@@ -296,11 +296,19 @@ pub async fn ensure_replicated(
     js: &jetstream::Context,
     replicas: Replicas,
 ) -> Result<Topology, StreamError> {
+    settled(|| ensure_once(js, replicas)).await
+}
+
+/// Runs `ensure` until JetStream gives a settled answer. A cluster that is still electing its
+/// leaders, or a broker under load, answers JetStream requests late or "insufficient
+/// resources" for a while: wait it out (about a minute) instead of exiting at start.
+async fn settled<F, Fut>(ensure: F) -> Result<Topology, StreamError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Topology, StreamError>>,
+{
     use backon::{ExponentialBuilder, Retryable};
-    // A cluster that is still electing its leaders, or a broker under load, answers JetStream
-    // requests late or "insufficient resources" for a while: wait it out (about a minute)
-    // instead of exiting at start.
-    (|| ensure_once(js, replicas))
+    ensure
         .retry(
             ExponentialBuilder::default()
                 .with_max_delay(Duration::from_secs(5))
@@ -347,12 +355,14 @@ pub async fn ensure_with(
     nats: &NatsSettings,
 ) -> Result<Topology, StreamError> {
     let limits = StreamLimits::from(nats);
-    ensure_configs(
-        js,
-        stream_configs_with(&limits),
-        bytes_limit(limits.blobs_max_bytes),
-        Replicas::Set(nats.replicas),
-    )
+    settled(|| {
+        ensure_configs(
+            js,
+            stream_configs_with(&limits),
+            bytes_limit(limits.blobs_max_bytes),
+            Replicas::Set(nats.replicas),
+        )
+    })
     .await
 }
 

@@ -296,12 +296,13 @@ pub async fn ensure_replicated(
     js: &jetstream::Context,
     replicas: Replicas,
 ) -> Result<Topology, StreamError> {
-    settled(|| ensure_once(js, replicas)).await
+    settled(|| Box::pin(ensure_once(js, replicas))).await
 }
 
 /// Runs `ensure` until JetStream gives a settled answer. A cluster that is still electing its
 /// leaders, or a broker under load, answers JetStream requests late or "insufficient
-/// resources" for a while: wait it out (about a minute) instead of exiting at start.
+/// resources" for a while: wait it out (about a minute) instead of exiting at start. Callers
+/// box `ensure`'s future: it is large, and inline it overflowed 2 MiB debug-build test stacks.
 async fn settled<F, Fut>(ensure: F) -> Result<Topology, StreamError>
 where
     F: FnMut() -> Fut,
@@ -356,12 +357,12 @@ pub async fn ensure_with(
 ) -> Result<Topology, StreamError> {
     let limits = StreamLimits::from(nats);
     settled(|| {
-        ensure_configs(
+        Box::pin(ensure_configs(
             js,
             stream_configs_with(&limits),
             bytes_limit(limits.blobs_max_bytes),
             Replicas::Set(nats.replicas),
-        )
+        ))
     })
     .await
 }

@@ -3,6 +3,28 @@
 
 use kb_stream::{subjects, Publisher, StreamErrorKind};
 
+/// The stream holds one message, and it is version 5 of `subject`.
+async fn newest_only(
+    stream: &async_nats::jetstream::stream::Stream,
+    subject: &str,
+    what: &str,
+) -> anyhow::Result<()> {
+    let info = stream.get_info().await?;
+    assert_eq!(
+        info.state.messages, 1,
+        "only the newest {what} version waits"
+    );
+    let last = stream.get_last_raw_message_by_subject(subject).await?;
+    assert_eq!(
+        last.headers
+            .get(subjects::HEADER_VERSION)
+            .map(|v| v.as_str().to_string()),
+        Some("5".to_string()),
+        "{what}"
+    );
+    Ok(())
+}
+
 /// A work queue keeps one message per source: while the embedder is slow or down, a newer
 /// parsed version replaces the queued older one (which would be superseded anyway).
 /// `KB_SOURCE` does the same for raw versions waiting for the parser.
@@ -17,30 +39,8 @@ async fn five_queued_versions_of_one_source_keep_only_the_newest() -> anyhow::Re
         p.source(&kb_testkit::source("queued", v), vec![b'x'; 1024])
             .await?;
     }
-    let info = topo.source.get_info().await?;
-    assert_eq!(info.state.messages, 1, "only the newest raw version waits");
-    let last = topo
-        .source
-        .get_last_raw_message_by_subject(&subjects::source("queued"))
-        .await?;
-    assert_eq!(
-        last.headers
-            .get(subjects::HEADER_VERSION)
-            .map(|v| v.as_str().to_string()),
-        Some("5".to_string())
-    );
-    let info = topo.parsed.get_info().await?;
-    assert_eq!(info.state.messages, 1, "only the newest version waits");
-    let last = topo
-        .parsed
-        .get_last_raw_message_by_subject(&subjects::parsed("queued"))
-        .await?;
-    assert_eq!(
-        last.headers
-            .get(subjects::HEADER_VERSION)
-            .map(|v| v.as_str().to_string()),
-        Some("5".to_string())
-    );
+    newest_only(&topo.source, &subjects::source("queued"), "raw").await?;
+    newest_only(&topo.parsed, &subjects::parsed("queued"), "parsed").await?;
     Ok(())
 }
 

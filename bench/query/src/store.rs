@@ -69,32 +69,11 @@ async fn fresh_postgres(url: &str) -> anyhow::Result<String> {
 
 /// A new graph database over ArcadeDB's HTTP API, as root (admin on every database).
 async fn fresh_graph() -> anyhow::Result<GraphConfig> {
-    let http = var("KB_ARCADEDB_HTTP")?;
-    let password = var("KB_ARCADEDB_ROOT_PASSWORD")?;
-    let client = reqwest::Client::new();
-    let command = |c: String| {
-        client
-            .post(format!("{http}/api/v1/server"))
-            .basic_auth("root", Some(&password))
-            .json(&serde_json::json!({ "command": c }))
-            .send()
-    };
-    // absent the first time: its answer does not matter
-    let _ = command(format!("drop database {DB}")).await;
-    let r = command(format!("create database {DB}"))
-        .await
-        .with_context(|| format!("ArcadeDB at {http} is unreachable"))?;
-    if !r.status().is_success() {
-        let status = r.status();
-        bail!(
-            "ArcadeDB refused to create database {DB} ({status}): {}",
-            r.text().await.unwrap_or_default()
-        );
-    }
+    kb_bench_retrieval::arcadedb::recreate_database(DB).await?;
     Ok(GraphConfig {
         uri: var("KB_NEO4J_URI")?,
         user: "root".into(),
-        password,
+        password: var("KB_ARCADEDB_ROOT_PASSWORD")?,
         database: Some(DB.into()),
         max_connections: GRAPH_CONCURRENCY * 2,
     })

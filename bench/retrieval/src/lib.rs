@@ -4,6 +4,7 @@
 //! the `bench` stack instance), the recall rule ([`recall`]: [`recall::holds_part_of`],
 //! [`recall::first_hit`], [`recall::MIN_OVERLAP`]) and the parser throughput ([`parse_speed`]).
 
+pub mod arcadedb;
 pub mod corpus;
 pub mod parse_speed;
 pub mod pipeline;

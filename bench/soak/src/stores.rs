@@ -1,6 +1,6 @@
 //! Fresh databases for the soak on the `bench` instance (dropped first when a run left them).
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use kb_graph::GraphConfig;
 use sqlx::{Connection, PgConnection};
 
@@ -42,34 +42,13 @@ pub async fn fresh() -> anyhow::Result<Stores> {
         .await?;
     admin.close().await.ok();
 
-    let http = var("KB_ARCADEDB_HTTP")?;
-    let password = var("KB_ARCADEDB_ROOT_PASSWORD")?;
-    let client = reqwest::Client::new();
-    let command = |c: String| {
-        client
-            .post(format!("{http}/api/v1/server"))
-            .basic_auth("root", Some(&password))
-            .json(&serde_json::json!({ "command": c }))
-            .send()
-    };
-    // absent the first time: its answer does not matter
-    let _ = command(format!("drop database {DB}")).await;
-    let r = command(format!("create database {DB}"))
-        .await
-        .with_context(|| format!("ArcadeDB at {http} is unreachable"))?;
-    if !r.status().is_success() {
-        let status = r.status();
-        bail!(
-            "ArcadeDB refused to create database {DB} ({status}): {}",
-            r.text().await.unwrap_or_default()
-        );
-    }
+    kb_bench_retrieval::arcadedb::recreate_database(DB).await?;
     Ok(Stores {
         pg_url: with_database(&url, DB)?,
         graph: GraphConfig {
             uri: var("KB_NEO4J_URI")?,
             user: "root".into(),
-            password,
+            password: var("KB_ARCADEDB_ROOT_PASSWORD")?,
             database: Some(DB.into()),
             max_connections: 2,
         },

@@ -1,6 +1,6 @@
 //! The raw baseline: the vector retriever's own ANN query (crates/kb-pg/src/query/mod.rs
-//! `nearest`: `hnsw.ef_search` set in a transaction, `ORDER BY embedding <=> $1 LIMIT k` joined
-//! to `sources`, the same select list) run by `pgbench` with N clients, one script per
+//! `nearest`: `ORDER BY embedding <=> $1 LIMIT k` joined to `sources`, the same select list,
+//! with the session settings kb-pg's connections start with) run by `pgbench` with N clients, one script per
 //! embedded corpus question (pgbench picks one at random for each transaction), latencies from
 //! its per-transaction log. No HTTP, no embedding, no fusion: the floor under the service.
 
@@ -56,16 +56,12 @@ fn vector_literal(v: &[f32]) -> String {
 
 /// One pgbench script per query vector.
 fn write_scripts(dir: &Path, vectors: &[Vec<f32>], k: usize) -> anyhow::Result<Vec<PathBuf>> {
-    // as `nearest` does: ef_search = k within [40, 1000], no iterative scan without a filter
-    let ef_search = k.clamp(40, 1000);
     let mut out = Vec::new();
     for (i, v) in vectors.iter().enumerate() {
         let lit = vector_literal(v);
+        // one statement, as `nearest` runs it up to the session's ef_search (PGOPTIONS below)
         let script = format!(
-            "BEGIN;\n\
-             SELECT set_config('hnsw.ef_search', '{ef_search}', true), set_config('hnsw.iterative_scan', 'off', true);\n\
-             SELECT {SELECT}, (1 - (c.embedding <=> {lit}))::float8 AS score FROM chunks c JOIN sources s ON s.source_id = c.source_id WHERE c.embedding IS NOT NULL ORDER BY c.embedding <=> {lit} LIMIT {k};\n\
-             ROLLBACK;\n"
+            "SELECT {SELECT}, (1 - (c.embedding <=> {lit}))::float8 AS score FROM chunks c JOIN sources s ON s.source_id = c.source_id WHERE c.embedding IS NOT NULL ORDER BY c.embedding <=> {lit} LIMIT {k};\n"
         );
         let path = dir.join(format!("q{i:03}.sql"));
         std::fs::write(&path, script)?;
@@ -83,15 +79,22 @@ fn run(
     log_prefix: Option<&Path>,
 ) -> anyhow::Result<String> {
     let mut cmd = Command::new(pgbench);
-    cmd.arg("-n")
-        .arg("-M")
-        .arg("simple")
-        .arg("-c")
-        .arg(clients.to_string())
-        .arg("-j")
-        .arg(clients.min(2).to_string())
-        .arg("-T")
-        .arg(seconds.to_string());
+    cmd.env(
+        "PGOPTIONS",
+        format!(
+            "-c hnsw.ef_search={} -c hnsw.iterative_scan=relaxed_order",
+            kb_pg::SESSION_EF_SEARCH
+        ),
+    )
+    .arg("-n")
+    .arg("-M")
+    .arg("simple")
+    .arg("-c")
+    .arg(clients.to_string())
+    .arg("-j")
+    .arg(clients.min(2).to_string())
+    .arg("-T")
+    .arg(seconds.to_string());
     if let Some(prefix) = log_prefix {
         cmd.arg("--log")
             .arg(format!("--log-prefix={}", prefix.display()));

@@ -11,6 +11,8 @@
 //!   startup packet, so the server ends a statement that runs away, a lock wait, and a
 //!   transaction whose client went silent (releasing its locks) on its own. Schema work (the
 //!   migrations, the HNSW build) lifts them for its own session.
+//! - **Vector search.** `hnsw.ef_search` (the default query depth) and an iterative scan, in
+//!   the startup packet too, so a search is one statement and not a transaction of four.
 
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -20,6 +22,7 @@ use kb_store::{StoreError, StoreErrorKind};
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
 use crate::error::store_error;
+use crate::query::SESSION_EF_SEARCH;
 
 /// The session settings the server enforces, all from `postgres.statement_timeout_ms`.
 const SERVER_TIMEOUTS: [&str; 3] = [
@@ -28,7 +31,9 @@ const SERVER_TIMEOUTS: [&str; 3] = [
     "idle_in_transaction_session_timeout",
 ];
 
-/// The sqlx options for `settings`.
+/// The sqlx options for `settings`, with the session settings every connection starts with:
+/// the server-side time limits, and the vector search's (see `query::nearest`). The search
+/// settings are pgvector's; a server without pgvector keeps them as unused placeholders.
 pub(crate) fn connect_options(settings: &PostgresSettings) -> Result<PgConnectOptions, StoreError> {
     let url = settings.url.expose();
     let mut options = PgConnectOptions::from_str(url)
@@ -59,14 +64,19 @@ pub(crate) fn connect_options(settings: &PostgresSettings) -> Result<PgConnectOp
         );
     }
     let limit = settings.statement_timeout_ms.to_string();
+    let ef_search = SESSION_EF_SEARCH.to_string();
     let already = options.get_options().unwrap_or_default().to_owned();
-    let timeouts: Vec<(&str, &str)> = SERVER_TIMEOUTS
+    let session: Vec<(&str, &str)> = SERVER_TIMEOUTS
         .into_iter()
-        .filter(|name| !already.contains(name))
         .map(|name| (name, limit.as_str()))
+        .chain([
+            ("hnsw.ef_search", ef_search.as_str()),
+            ("hnsw.iterative_scan", "relaxed_order"),
+        ])
+        .filter(|(name, _)| !already.contains(name))
         .collect();
-    if !timeouts.is_empty() {
-        options = options.options(timeouts);
+    if !session.is_empty() {
+        options = options.options(session);
     }
     Ok(options)
 }

@@ -36,7 +36,7 @@ use kb_store::{Applied, Change, MirrorStore, SourceSummary, StoreCounts, StoreEr
 use sqlx::postgres::PgPoolOptions;
 
 pub use phase5::Phase5Report;
-pub use query::TS_CONFIG;
+pub use query::{SESSION_EF_SEARCH, TS_CONFIG};
 
 /// How long to wait for a pooled connection before reporting a transient error.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(15);

@@ -7,6 +7,7 @@ use kb_store::read::{ChunkFilter, TextIndex};
 use std::time::Instant;
 
 use common::*;
+use kb_pg::PgStore;
 use kb_store::{Applied, Change, MirrorStore};
 
 #[tokio::test]
@@ -107,6 +108,59 @@ async fn search_returns_the_nearest_chunk_first() {
         .nearest(&[1.0; 3], &ChunkFilter::default(), 3)
         .await
         .is_err());
+}
+
+/// Vector search settings come with the session (one round trip): a filter that only far
+/// chunks pass still finds them, and a k beyond the session's ef_search still gets k rows
+/// (the iterative scan reads on in both cases).
+#[tokio::test]
+async fn vector_search_reads_past_ef_search_for_filters_and_large_k() {
+    const DIMS: usize = 8;
+    let (_prepared, url) = fresh_store(DIMS).await;
+    // A table this small would otherwise be read through another index and sorted: exact,
+    // whatever the settings, so nothing would be tested. Without a sort, only HNSW orders.
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{sep}options[enable_seqscan]=off&options[enable_sort]=off");
+    let store = PgStore::connect(&url, DIMS, 2).await.unwrap();
+    // 200 chunks in "near/" around the query, 5 in "far/" pointing away from it.
+    let near_chunks: Vec<_> = (0..200u32)
+        .map(|i| {
+            let mut v = pseudo_random_vector(DIMS, u64::from(i));
+            v[0] += 8.0;
+            chunk("near", i, &format!("near {i}"), v)
+        })
+        .collect();
+    let mut near = document(source("near", 1), near_chunks, DIMS);
+    near.source.as_mut().unwrap().path = "near/doc.md".to_owned();
+    let far_chunks: Vec<_> = (0..5u32)
+        .map(|i| {
+            let mut v = pseudo_random_vector(DIMS, 1_000 + u64::from(i));
+            v[0] -= 8.0;
+            chunk("far", i, &format!("far {i}"), v)
+        })
+        .collect();
+    let mut far = document(source("far", 1), far_chunks, DIMS);
+    far.source.as_mut().unwrap().path = "far/doc.md".to_owned();
+    store.apply(Change::Upsert(&near)).await.unwrap();
+    store.apply(Change::Upsert(&far)).await.unwrap();
+    assert!(store.has_vector_index().await.unwrap());
+
+    let query = axis_vector(DIMS, 0);
+    let only_far = ChunkFilter {
+        path_prefix: Some("far/".to_owned()),
+        ..ChunkFilter::default()
+    };
+    let hits = store.nearest(&query, &only_far, 5).await.unwrap();
+    assert_eq!(hits.len(), 5, "{hits:?}");
+    assert!(hits.iter().all(|h| h.source.path == "far/doc.md"));
+
+    let hits = store
+        .nearest(&query, &ChunkFilter::default(), 100)
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 100);
+    assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+    assert!(hits.iter().all(|h| h.source.path == "near/doc.md"));
 }
 
 #[tokio::test]

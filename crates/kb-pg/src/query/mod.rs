@@ -20,6 +20,10 @@ use rows::{ChunkRow, SourceRow, CHUNK_COLUMNS, SOURCE_COLUMNS};
 pub(crate) use keyword::TermStats;
 pub use keyword::TS_CONFIG;
 
+/// `hnsw.ef_search` of every session: the default query depth (`query.depth`), so the
+/// candidates of a default search come from one pass; a larger k reads on (iterative scan).
+pub const SESSION_EF_SEARCH: usize = 50;
+
 async fn nearest(
     pool: &PgPool,
     dimensions: usize,
@@ -36,27 +40,6 @@ async fn nearest(
     if k == 0 {
         return Ok(Vec::new());
     }
-    let mut tx = pool
-        .begin()
-        .await
-        .map_err(|e| store_error("vector search: begin", e))?;
-    // HNSW returns at most ef_search candidates (default 40): widen it for larger k. With a
-    // filter, an iterative scan (pgvector 0.8) keeps reading the graph until k rows pass it,
-    // instead of returning the few of the first ef_search that do.
-    let ef_search = k.clamp(40, 1000);
-    let iterative = if filter.is_empty() {
-        "off"
-    } else {
-        "relaxed_order"
-    };
-    sqlx::query(
-        "SELECT set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', $2, true)",
-    )
-    .bind(ef_search.to_string())
-    .bind(iterative)
-    .execute(&mut *tx)
-    .await
-    .map_err(|e| store_error("vector search: settings", e))?;
     let embedding = Vector::from(vector.to_vec());
     let mut qb = QueryBuilder::<Postgres>::new("SELECT ");
     qb.push(CHUNK_COLUMNS)
@@ -69,14 +52,15 @@ async fn nearest(
         .push_bind(embedding)
         .push(" LIMIT ")
         .push_bind(i64::try_from(k).unwrap_or(i64::MAX));
+    // HNSW yields ef_search candidates at a time. Every session starts with
+    // SESSION_EF_SEARCH and an iterative scan (connect.rs), which reads on until k rows pass
+    // the filter: one round trip, where setting them per query took a transaction of four
+    // (each waiting for the backend to be scheduled, under load).
     let rows: Vec<ChunkRow> = qb
         .build_query_as()
-        .fetch_all(&mut *tx)
+        .fetch_all(pool)
         .await
         .map_err(|e| store_error("vector search", e))?;
-    tx.rollback()
-        .await
-        .map_err(|e| store_error("vector search: end", e))?;
     let mut hits: Vec<ChunkHit> = rows.into_iter().map(ChunkHit::from).collect();
     // relaxed_order may return rows slightly out of order
     hits.sort_by(|a, b| b.score.total_cmp(&a.score));

@@ -73,7 +73,7 @@ impl Pipeline {
     ) -> anyhow::Result<Self> {
         let stack = kb_testkit::stack().await?;
         let model_dir = stack.model_dir();
-        if !model_dir.join("all-minilm-l6-v2").exists() {
+        if !model_dir.join(kb_embed::DEFAULT_MODEL_DIR_NAME).exists() {
             bail!(
                 "the embedding model is not installed under {}: run `deploy/local/stack install`",
                 model_dir.display()
@@ -108,7 +108,9 @@ impl Pipeline {
             ("KB_WATCHER__DEBOUNCE_MS", "200".into()),
             (
                 "KB_EMBEDDER__MODEL_DIR",
-                m.join("all-minilm-l6-v2").display().to_string(),
+                m.join(kb_embed::DEFAULT_MODEL_DIR_NAME)
+                    .display()
+                    .to_string(),
             ),
             (
                 "KB_EMBEDDER__ONNXRUNTIME_LIB",

@@ -14,6 +14,8 @@ pub struct LocalRun {
     pub p99_ms: f64,
     pub threads: usize,
     pub vectors: Vec<Vec<f32>>,
+    /// The variant measured (the default model folder, fp32).
+    pub model: String,
 }
 
 pub async fn measure(stack: &Path, texts: &[String]) -> anyhow::Result<LocalRun> {
@@ -41,6 +43,7 @@ pub async fn measure(stack: &Path, texts: &[String]) -> anyhow::Result<LocalRun>
         p99_ms: percentile(&mut latencies, 0.99),
         threads,
         vectors,
+        model: model.model().to_owned(),
     })
 }
 

@@ -64,9 +64,10 @@ async fn bench() -> anyhow::Result<()> {
     );
     let local = local::measure(&stack_dir(), &texts).await?;
     println!(
-        "{:.1} chunks/s, p50 {:.0} ms, p99 {:.0} ms per call ({} threads)",
-        local.chunks_per_s, local.p50_ms, local.p99_ms, local.threads
+        "{}: {:.1} chunks/s, p50 {:.0} ms, p99 {:.0} ms per call ({} threads)",
+        local.model, local.chunks_per_s, local.p50_ms, local.p99_ms, local.threads
     );
+    figures.push(("local_model".into(), local.model.clone()));
     figures.push((
         "local_chunks_per_s".into(),
         format!("{:.1}", local.chunks_per_s),
@@ -93,10 +94,17 @@ async fn bench() -> anyhow::Result<()> {
                 format!("{:.2}", local.chunks_per_s / py.chunks_per_s),
             ));
             figures.push(("cosine_min".into(), format!("{min:.5}")));
-            figures.push(("vectors_match".into(), (min > 0.99).to_string()));
-            if min <= 0.99 {
+            // Python runs the fp32 weights: the same vectors from fp32, close ones from int8
+            // (its install check asks 0.97 per sentence of the fp32 reference).
+            let floor = if local.model.ends_with("-int8") {
+                0.95
+            } else {
+                0.99
+            };
+            figures.push(("vectors_match".into(), (min > floor).to_string()));
+            if min <= floor {
                 println!(
-                    "MISMATCH: the two runtimes disagree on some chunk (cosine {min:.5} <= 0.99)"
+                    "MISMATCH: the two runtimes disagree on some chunk (cosine {min:.5} <= {floor})"
                 );
             }
         }

@@ -4,7 +4,8 @@
 //! Embeds every `"query"` of the given `.queries.json` files (default: a few built-in
 //! questions) one text per call, from `CALLERS` tasks at once (4), `ROUNDS` times (20),
 //! and prints wall time, calls/s and this process's CPU ms per call (from `/proc/self/stat`).
-//! Env: `KB_STACK_DIR`, `THREADS` (0 = one per core), `CALLERS`, `ROUNDS`.
+//! Env: `KB_STACK_DIR`, `KB_EMBEDDER__MODEL_DIR` (a variant), `THREADS` (0 = one per core),
+//! `CALLERS`, `ROUNDS`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -66,6 +67,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let texts = Arc::new(questions(&args)?);
     let stack = std::env::var("KB_STACK_DIR").unwrap_or_else(|_| ".stack".into());
     let mut cfg = LocalModelConfig::from_stack_dir(stack);
+    // the variant to measure (e.g. the int8 folder), as the services take it
+    if let Some(dir) = std::env::var_os("KB_EMBEDDER__MODEL_DIR") {
+        cfg.model_dir = dir.into();
+    }
     cfg.threads = env_usize("THREADS", 0);
     let callers = env_usize("CALLERS", 4).max(1);
     let rounds = env_usize("ROUNDS", 20).max(1);

@@ -38,7 +38,9 @@ pub use cache::{
 pub use dispatch::{DispatchConfig, Dispatcher};
 pub use embedder::{check_dimensions, Embedder};
 pub use error::{EmbedError, EmbedErrorKind};
-pub use local::{LocalModel, LocalModelConfig, DEFAULT_MODEL_DIR_NAME, ONNXRUNTIME_LIB_NAME};
+pub use local::{
+    LocalModel, LocalModelConfig, DEFAULT_MODEL_DIR_NAME, INT8_MODEL_DIR_NAME, ONNXRUNTIME_LIB_NAME,
+};
 pub use provider::load_embedder;
 pub use remote::{resolve_api_key, RemoteConfig, RemoteEmbedder, RemoteKind};
 pub use tokens::estimate_tokens;

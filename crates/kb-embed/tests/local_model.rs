@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use kb_embed::{EmbedErrorKind, Embedder, LocalModel, LocalModelConfig};
+use kb_embed::{EmbedErrorKind, Embedder, LocalModel, LocalModelConfig, INT8_MODEL_DIR_NAME};
 
 fn stack_dir() -> PathBuf {
     match std::env::var_os("KB_STACK_DIR") {
@@ -228,4 +228,54 @@ fn missing_files_are_config_errors_naming_path_and_install_command() {
         err.to_string().contains("deploy/local/stack install"),
         "{err}"
     );
+}
+
+/// The int8 variant the installer writes beside the fp32 model: it reproduces its own
+/// reference, stays near the fp32 vectors, and, because dynamic quantization scales the
+/// activations of a whole batch at once, moves a little with what a text is batched with.
+#[tokio::test]
+async fn the_int8_variant_stays_near_fp32() {
+    let dir = stack_dir().join("model").join(INT8_MODEL_DIR_NAME);
+    let int8 = LocalModel::load(&LocalModelConfig {
+        model_dir: dir.clone(),
+        ..config()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(int8.model(), "all-minilm-l6-v2-int8");
+
+    let reference: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("reference.json")).unwrap()).unwrap();
+    for item in reference["items"].as_array().unwrap() {
+        let text = item["text"].as_str().unwrap().to_owned();
+        let got = int8.embed(&[text]).await.unwrap().remove(0);
+        let expected: Vec<f32> = item["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect();
+        // Not 0.999 as for fp32: the installer's one-thread Python session and this one
+        // round activations to int8 differently (measured 0.992); a broken graph is far below.
+        let c = cosine(&got, &expected);
+        assert!(
+            c > 0.98,
+            "{}: cosine {c} to the install-time vector",
+            item["text"]
+        );
+    }
+
+    let texts: Vec<String> = SENTENCES.iter().map(|t| t.to_string()).collect();
+    let batched = int8.embed(&texts).await.unwrap();
+    let fp32 = embed(&SENTENCES).await;
+    for (i, text) in texts.iter().enumerate() {
+        let to_fp32 = cosine(&batched[i], &fp32[i]);
+        assert!(to_fp32 > 0.97, "text {i}: int8 vs fp32 cosine {to_fp32}");
+        let single = int8
+            .embed(std::slice::from_ref(text))
+            .await
+            .unwrap()
+            .remove(0);
+        let own = cosine(&batched[i], &single);
+        assert!(own > 0.98, "text {i}: batch vs single cosine {own}");
+    }
 }

@@ -191,7 +191,10 @@ impl Stores {
             ("KB_NEO4J__DATABASE", self.graph.database.clone()),
             (
                 "KB_EMBEDDER__MODEL_DIR",
-                model.join("all-minilm-l6-v2").display().to_string(),
+                model
+                    .join(kb_embed::DEFAULT_MODEL_DIR_NAME)
+                    .display()
+                    .to_string(),
             ),
             (
                 "KB_EMBEDDER__ONNXRUNTIME_LIB",

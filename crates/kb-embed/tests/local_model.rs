@@ -46,6 +46,24 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
     dot / (na * nb)
 }
 
+/// The (text, vector) pairs the installer wrote to `<model_dir>/reference.json`.
+fn reference(model_dir: &std::path::Path) -> Vec<(String, Vec<f32>)> {
+    let bytes = std::fs::read(model_dir.join("reference.json")).unwrap();
+    let reference: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    reference["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            let vector = item["embedding"].as_array().unwrap().iter();
+            (
+                item["text"].as_str().unwrap().to_owned(),
+                vector.map(|x| x.as_f64().unwrap() as f32).collect(),
+            )
+        })
+        .collect()
+}
+
 fn norm(v: &[f32]) -> f32 {
     v.iter().map(|x| x * x).sum::<f32>().sqrt()
 }
@@ -175,26 +193,13 @@ async fn empty_and_blank_inputs_get_valid_vectors() {
 
 #[tokio::test]
 async fn matches_the_numpy_reference_written_at_install() {
-    let path = config().model_dir.join("reference.json");
-    let reference: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    let items = reference["items"].as_array().unwrap();
+    let items = reference(&config().model_dir);
     assert!(items.len() >= 2);
-    let texts: Vec<&str> = items.iter().map(|i| i["text"].as_str().unwrap()).collect();
+    let texts: Vec<&str> = items.iter().map(|(t, _)| t.as_str()).collect();
     let got = embed(&texts).await;
-    for (item, vector) in items.iter().zip(&got) {
-        let expected: Vec<f32> = item["embedding"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap() as f32)
-            .collect();
-        let c = cosine(vector, &expected);
-        assert!(
-            c > 0.999,
-            "{:?}: cosine to numpy reference {c}",
-            item["text"]
-        );
+    for ((text, expected), vector) in items.iter().zip(&got) {
+        let c = cosine(vector, expected);
+        assert!(c > 0.999, "{text:?}: cosine to numpy reference {c}");
     }
 }
 
@@ -243,25 +248,16 @@ async fn the_int8_variant_stays_near_fp32() {
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(int8.model(), "all-minilm-l6-v2-int8");
 
-    let reference: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("reference.json")).unwrap()).unwrap();
-    for item in reference["items"].as_array().unwrap() {
-        let text = item["text"].as_str().unwrap().to_owned();
-        let got = int8.embed(&[text]).await.unwrap().remove(0);
-        let expected: Vec<f32> = item["embedding"]
-            .as_array()
+    for (text, expected) in reference(&dir) {
+        let got = int8
+            .embed(std::slice::from_ref(&text))
+            .await
             .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap() as f32)
-            .collect();
+            .remove(0);
         // Not 0.999 as for fp32: the installer's one-thread Python session and this one
         // round activations to int8 differently (measured 0.992); a broken graph is far below.
         let c = cosine(&got, &expected);
-        assert!(
-            c > 0.98,
-            "{}: cosine {c} to the install-time vector",
-            item["text"]
-        );
+        assert!(c > 0.98, "{text:?}: cosine {c} to the install-time vector");
     }
 
     let texts: Vec<String> = SENTENCES.iter().map(|t| t.to_string()).collect();

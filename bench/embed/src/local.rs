@@ -14,7 +14,7 @@ pub struct LocalRun {
     pub p99_ms: f64,
     pub threads: usize,
     pub vectors: Vec<Vec<f32>>,
-    /// The variant measured (the default model folder, fp32).
+    /// The variant measured (`KB_EMBEDDER__MODEL_DIR`, else the default fp32 folder).
     pub model: String,
 }
 
@@ -23,7 +23,7 @@ pub async fn measure(stack: &Path, texts: &[String]) -> anyhow::Result<LocalRun>
     let cfg = LocalModelConfig {
         threads,
         batch_size: BATCH,
-        ..LocalModelConfig::from_stack_dir(stack)
+        ..LocalModelConfig::from_stack_dir_and_env(stack)
     };
     let model = LocalModel::load(&cfg)?;
     // Warm-up: thread pool and allocator start-up are not the model's speed.

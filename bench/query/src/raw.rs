@@ -1,7 +1,7 @@
 //! The raw baseline: the vector retriever's own ANN query (crates/kb-pg/src/query/mod.rs
 //! `nearest`: `ORDER BY embedding <=> $1 LIMIT k` joined to `sources`, the same select list,
-//! with the session settings kb-pg's connections start with) run by `pgbench` with N clients, one script per
-//! embedded corpus question (pgbench picks one at random for each transaction), latencies from
+//! with the session settings kb-pg's connections start with) run by `pgbench` with N clients,
+//! one script per embedded corpus question (pgbench picks one at random for each transaction), latencies from
 //! its per-transaction log. No HTTP, no embedding, no fusion: the floor under the service.
 
 use anyhow::{bail, Context};

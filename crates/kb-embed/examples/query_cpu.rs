@@ -66,11 +66,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let texts = Arc::new(questions(&args)?);
     let stack = std::env::var("KB_STACK_DIR").unwrap_or_else(|_| ".stack".into());
-    let mut cfg = LocalModelConfig::from_stack_dir(stack);
-    // the variant to measure (e.g. the int8 folder), as the services take it
-    if let Some(dir) = std::env::var_os("KB_EMBEDDER__MODEL_DIR") {
-        cfg.model_dir = dir.into();
-    }
+    let mut cfg = LocalModelConfig::from_stack_dir_and_env(stack);
     cfg.threads = env_usize("THREADS", 0);
     let callers = env_usize("CALLERS", 4).max(1);
     let rounds = env_usize("ROUNDS", 20).max(1);

@@ -51,6 +51,16 @@ impl LocalModelConfig {
             batch_size: 8,
         }
     }
+
+    /// [`LocalModelConfig::from_stack_dir`] with the model folder of `KB_EMBEDDER__MODEL_DIR`
+    /// when set (the variant `deploy/local/stack env` names), for tools measuring a variant.
+    pub fn from_stack_dir_and_env(stack_dir: impl AsRef<Path>) -> Self {
+        let mut cfg = Self::from_stack_dir(stack_dir);
+        if let Some(dir) = std::env::var_os("KB_EMBEDDER__MODEL_DIR").filter(|d| !d.is_empty()) {
+            cfg.model_dir = dir.into();
+        }
+        cfg
+    }
 }
 
 /// The local embedding model, ready to use; cheap to share behind an `Arc`.

@@ -1,5 +1,5 @@
 # kb-mirror: the two commands are `make up` and `make test` (see README.md).
-.PHONY: up test compose-up compose-down lint fmt build stack-install stack-start stack-stop stack-status bench-retrieval bench-embed bench-writers bench-query
+.PHONY: up test compose-up compose-down lint fmt build stack-install stack-start stack-stop stack-status bench-retrieval bench-embed bench-writers bench-query bench-soak
 
 up:            ## run the whole system on a local stack, watching ./inbox (KB_WATCH_DIR)
 	deploy/local/up
@@ -47,3 +47,5 @@ bench-writers:   ## pg-writer and graph-writer vs raw COPY / UNWIND MERGE; repla
 	deploy/local/bench writers
 bench-query:     ## recall/MRR per search mode; kb-query p50/p99/qps at 1/8/32 clients vs raw pgbench ANN
 	deploy/local/bench query
+bench-soak:      ## 20 min of continuous edits and deletes: RSS, stream and store sizes over time; stores = folder
+	deploy/local/bench soak

@@ -8,9 +8,10 @@
 //! it exits 1 when the stores do not match the folder.
 //!
 //! Knobs: `KB_SOAK_SECS` (1200), `KB_SOAK_SAMPLE_SECS` (60), `KB_SOAK_OPS_PER_SEC` (2),
-//! `KB_SOAK_FILES` (200, the folder's size it hovers around), `KB_SOAK_SETTLE_SECS` (600).
-//! The blob GC runs every minute with a minute's grace here (an hour each by default), so
-//! its effect shows within the run.
+//! `KB_SOAK_FILES` (200, the folder's size it hovers around), `KB_SOAK_SETTLE_SECS` (600),
+//! `KB_SOAK_TOMBSTONE_RETENTION_SECS` (120). The blob GC and the tombstone retention run every
+//! minute here, with a minute's grace and two minutes' retention (an hour and 30 days by
+//! default), so their effect shows within the run.
 
 mod check;
 mod stores;
@@ -140,6 +141,10 @@ async fn soak() -> anyhow::Result<()> {
         ("KB_WATCH_DIR", folder.path().display().to_string()),
         ("KB_NATS__BLOB_GC_INTERVAL_SECS", "60".into()),
         ("KB_NATS__BLOB_GC_GRACE_SECS", "60".into()),
+        (
+            "KB_NATS__TOMBSTONE_RETENTION_SECS",
+            knob("KB_SOAK_TOMBSTONE_RETENTION_SECS", 120).to_string(),
+        ),
         ("RUST_LOG", "warn".into()),
     ]
     .into_iter()

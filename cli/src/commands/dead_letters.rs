@@ -512,6 +512,11 @@ async fn reissue(
     if head > source.version {
         return Ok(None);
     }
+    // No head at or below the floor: the source was deleted and its tombstone forgotten
+    // (kb_stream::retention); sending this again would bring the deleted file back.
+    if head == 0 && source.version <= kb_stream::retention::version_floor(topo).await? {
+        return Ok(None);
+    }
     // The bytes first: a body that is gone cannot be sent again, and nothing is reserved.
     let bytes = publisher.blobs().fetch(body).await.map_err(|e| {
         anyhow::anyhow!(
@@ -833,6 +838,14 @@ mod tests {
             ..source.clone()
         };
         publisher.mirror_change(Change::Delete(&v3)).await?;
+        assert_eq!(reissue(&topo, &publisher, &dl).await?, None);
+        // Still obsolete once the deletion is forgotten (kb_stream::retention): the head is
+        // gone, but the version floor remembers how far the source went.
+        let authority =
+            kb_watcher::retention::StateAuthority::new(&topo.js, topo.watch.clone()).await;
+        let r = kb_stream::retention::collect(&topo, std::time::Duration::ZERO, &authority).await?;
+        assert_eq!(r.forgotten, 1, "{r:?}");
+        assert_eq!(publisher.mirror_version("p1").await?, 0);
         assert_eq!(reissue(&topo, &publisher, &dl).await?, None);
         Ok(())
     }

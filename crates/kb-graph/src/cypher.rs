@@ -109,6 +109,10 @@ pub(crate) fn upsert_relations(t: RelationType) -> String {
 
 pub(crate) const DELETE_TOMBSTONE: &str = "MATCH (t:Tombstone {source_id: $sid}) DELETE t";
 
+/// `deleted_at` is unix ms (the writer's clock when it applied the deletion).
+pub(crate) const PURGE_TOMBSTONES: &str = "MATCH (t:Tombstone) WHERE t.deleted_at < $before \
+     DELETE t RETURN count(*) AS n";
+
 pub(crate) const SET_TOMBSTONE: &str = "MERGE (t:Tombstone {source_id: $sid}) \
      SET t.version = $version, t.deleted_at = $now";
 

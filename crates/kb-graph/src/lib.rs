@@ -320,6 +320,25 @@ impl MirrorStore for GraphStore {
         .await
     }
 
+    async fn purge_tombstones(&self, deleted_before_unix_ms: i64) -> Result<u64, StoreError> {
+        self.within(self.timeout, "purge tombstones", |_| async {
+            let mut tx = self.begin().await?;
+            let rows = tx
+                .rows(
+                    "purge tombstones",
+                    cypher::PURGE_TOMBSTONES,
+                    vec![("before", rows::int(deleted_before_unix_ms))],
+                )
+                .await?;
+            tx.commit().await?;
+            Ok(rows
+                .first()
+                .and_then(|r| r.get::<i64>("n").ok())
+                .map_or(0, |n| n.max(0) as u64))
+        })
+        .await
+    }
+
     async fn summaries(&self) -> Result<Vec<SourceSummary>, StoreError> {
         self.within(self.timeout, "summaries", |_| async {
             let mut tx = self.begin().await?;

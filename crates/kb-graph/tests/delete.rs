@@ -109,3 +109,40 @@ async fn an_entity_related_by_another_source_survives_losing_its_mentions() {
     );
     assert_eq!(g.count("MATCH (t:Tombstone) RETURN count(t) AS n").await, 2);
 }
+
+#[tokio::test]
+async fn tombstones_past_the_retention_are_purged_and_younger_ones_kept() {
+    let g = fresh().await;
+    g.store
+        .apply(Change::Delete(&source("old", 2)))
+        .await
+        .unwrap();
+    let between = now_ms() + 1;
+    // deleted_at is the writer's clock in ms: the next one is later.
+    while now_ms() <= between {
+        tokio::task::yield_now().await;
+    }
+    g.store
+        .apply(Change::Delete(&source("new", 4)))
+        .await
+        .unwrap();
+    assert_eq!(g.store.purge_tombstones(between).await.unwrap(), 1);
+    assert_eq!(
+        g.count("MATCH (t:Tombstone {source_id: 'new'}) RETURN count(t) AS n")
+            .await,
+        1
+    );
+    assert_eq!(g.count("MATCH (t:Tombstone) RETURN count(t) AS n").await, 1);
+    let back = document("old", 3, 1, &[]);
+    assert_eq!(
+        g.store.apply(Change::Upsert(&back)).await.unwrap(),
+        Applied::Written
+    );
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}

@@ -276,6 +276,15 @@ impl MirrorStore for PgStore {
         }
     }
 
+    async fn purge_tombstones(&self, deleted_before_unix_ms: i64) -> Result<u64, StoreError> {
+        sqlx::query("DELETE FROM tombstones WHERE deleted_at < to_timestamp($1::float8 / 1000)")
+            .bind(deleted_before_unix_ms as f64)
+            .execute(&self.pool)
+            .await
+            .map(|done| done.rows_affected())
+            .map_err(|e| error::store_error("purge tombstones", e))
+    }
+
     async fn summaries(&self) -> Result<Vec<SourceSummary>, StoreError> {
         read::summaries(&self.pool).await
     }

@@ -426,3 +426,40 @@ async fn a_failure_mark_yields_to_the_content_of_the_same_version_only() {
         Applied::Deleted
     );
 }
+
+#[tokio::test]
+async fn tombstones_past_the_retention_are_purged_and_younger_ones_kept() {
+    let (store, _) = fresh_store(DIMS).await;
+    store
+        .apply(Change::Delete(&source("old", 2)))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE tombstones SET deleted_at = now() - interval '2 days'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    store
+        .apply(Change::Delete(&source("new", 4)))
+        .await
+        .unwrap();
+    let a_day_ago = now_ms() - 24 * 3600 * 1000;
+    assert_eq!(store.purge_tombstones(a_day_ago).await.unwrap(), 1);
+    let left: Vec<String> = sqlx::query_scalar("SELECT source_id FROM tombstones")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, ["new"]);
+    // The forgotten source takes any version again (the stream numbers new ones above it).
+    let back = document_mentioning("old", 3, "back", 1, &[], DIMS);
+    assert_eq!(
+        store.apply(Change::Upsert(&back)).await.unwrap(),
+        Applied::Written
+    );
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}

@@ -110,6 +110,11 @@ pub trait MirrorStore: Send + Sync {
             self.name()
         )))
     }
+    /// Forgets the tombstones of sources deleted before `deleted_before_unix_ms` (the
+    /// retention, `nats.tombstone_retention_secs`); returns how many. Past it the stream
+    /// side forgets them too and reserves any new version of such a source above every
+    /// forgotten one, so nothing older can come back.
+    async fn purge_tombstones(&self, deleted_before_unix_ms: i64) -> Result<u64, StoreError>;
     /// One summary per live or failed source (not deleted ones), sorted by source id.
     async fn summaries(&self) -> Result<Vec<SourceSummary>, StoreError>;
     /// Totals over the whole store.

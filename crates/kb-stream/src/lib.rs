@@ -12,6 +12,7 @@ pub mod input;
 pub mod journal;
 pub mod progress;
 pub mod publish;
+pub mod retention;
 pub mod subjects;
 pub mod topology;
 pub mod wire;

@@ -373,6 +373,14 @@ impl Publisher {
             .unwrap_or(0))
     }
 
+    /// The version a new version of a source without state must be numbered above: its
+    /// mirror head's, or the version floor of forgotten tombstones if that is higher
+    /// ([`crate::retention`]). Only for numbering: staleness is judged by the head alone.
+    pub async fn highest_version(&self, source_id: &str) -> Result<u64, StreamError> {
+        let head = self.mirror_version(source_id).await?;
+        Ok(head.max(crate::retention::version_floor(&self.topo).await?))
+    }
+
     /// The body object the mirror's newest message of a source refers to, if stored.
     pub async fn mirror_body(&self, source_id: &str) -> Result<Option<String>, StreamError> {
         Ok(self

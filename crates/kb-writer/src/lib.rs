@@ -520,6 +520,14 @@ pub async fn run_with<S: MirrorStore + 'static, T: NatsTarget + ?Sized>(
             ctx.shutdown.clone(),
         ))
     });
+    let settings = nats.nats_settings();
+    let purger = tokio::spawn(purge_tombstones_periodically(
+        store.clone(),
+        stage,
+        Duration::from_secs(settings.blob_gc_interval_secs),
+        Duration::from_secs(settings.tombstone_retention_secs),
+        ctx.shutdown.clone(),
+    ));
     let writer = Arc::new(Writer::shared(
         stage,
         store,
@@ -532,8 +540,41 @@ pub async fn run_with<S: MirrorStore + 'static, T: NatsTarget + ?Sized>(
     if let Some(f) = finisher {
         f.abort();
     }
+    purger.abort();
     result?;
     Ok(())
+}
+
+/// Forgets the store's tombstones older than `retention` every `interval` (0 = keep them for
+/// ever). The stream side forgets its own ([`kb_stream::retention`]) and numbers new versions
+/// above every forgotten one, so a tombstone that outlived its retention here does no harm.
+async fn purge_tombstones_periodically<S: MirrorStore>(
+    store: Arc<S>,
+    stage: &'static str,
+    interval: Duration,
+    retention: Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    if retention.is_zero() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval.max(Duration::from_secs(1))) => {}
+        }
+        let before = kb_stream::progress::now_ms() - retention.as_millis() as i64;
+        match store.purge_tombstones(before).await {
+            Ok(n) => {
+                metrics::counter!("kb_store_tombstones_purged_total", "stage" => stage)
+                    .increment(n);
+                if n > 0 {
+                    tracing::info!(stage, purged = n, "store tombstones past the retention");
+                }
+            }
+            Err(e) => tracing::warn!(stage, error = %e, "cannot purge store tombstones"),
+        }
+    }
 }
 
 #[cfg(test)]

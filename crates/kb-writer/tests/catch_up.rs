@@ -48,6 +48,9 @@ impl<S: MirrorStore> MirrorStore for Faulty<S> {
     async fn probe(&self) -> Result<(), StoreError> {
         self.inner.probe().await
     }
+    async fn purge_tombstones(&self, deleted_before_unix_ms: i64) -> Result<u64, StoreError> {
+        self.inner.purge_tombstones(deleted_before_unix_ms).await
+    }
     async fn summaries(&self) -> Result<Vec<SourceSummary>, StoreError> {
         self.inner.summaries().await
     }
@@ -300,6 +303,9 @@ impl<S: MirrorStore> MirrorStore for Slow<S> {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         self.0.apply(change).await
+    }
+    async fn purge_tombstones(&self, deleted_before_unix_ms: i64) -> Result<u64, StoreError> {
+        self.0.purge_tombstones(deleted_before_unix_ms).await
     }
     async fn summaries(&self) -> Result<Vec<SourceSummary>, StoreError> {
         self.0.summaries().await

@@ -223,6 +223,9 @@ impl MirrorStore for Rejecting {
     async fn probe(&self) -> Result<(), StoreError> {
         self.inner.probe().await
     }
+    async fn purge_tombstones(&self, deleted_before_unix_ms: i64) -> Result<u64, StoreError> {
+        self.inner.purge_tombstones(deleted_before_unix_ms).await
+    }
     async fn summaries(&self) -> Result<Vec<SourceSummary>, StoreError> {
         self.inner.summaries().await
     }
@@ -315,6 +318,9 @@ impl<S: MirrorStore> MirrorStore for ArcStore<S> {
     }
     async fn probe(&self) -> Result<(), StoreError> {
         self.0.probe().await
+    }
+    async fn purge_tombstones(&self, deleted_before_unix_ms: i64) -> Result<u64, StoreError> {
+        self.0.purge_tombstones(deleted_before_unix_ms).await
     }
     async fn summaries(&self) -> Result<Vec<SourceSummary>, StoreError> {
         self.0.summaries().await

@@ -19,6 +19,7 @@ mod mirror;
 mod notice;
 mod notify;
 mod reconcile;
+pub mod retention;
 pub mod scan;
 mod service;
 pub mod state;

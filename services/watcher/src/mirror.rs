@@ -3,8 +3,9 @@
 use crate::error::WatchError;
 use kb_stream::Publisher;
 
-/// The version after `last`; for a source without state, after whatever the mirror holds, so a
-/// lost or wiped state bucket cannot make new versions lose to old ones.
+/// The version after `last`; for a source without state, after whatever the mirror holds and
+/// every forgotten tombstone ([`Publisher::highest_version`]), so neither a lost or wiped state
+/// bucket nor a forgotten deletion can make new versions lose to old ones.
 pub(crate) async fn next_version(
     publisher: &Publisher,
     source_id: &str,
@@ -12,6 +13,6 @@ pub(crate) async fn next_version(
 ) -> Result<u64, WatchError> {
     Ok(match last {
         Some(v) => v + 1,
-        None => publisher.mirror_version(source_id).await? + 1,
+        None => publisher.highest_version(source_id).await? + 1,
     })
 }

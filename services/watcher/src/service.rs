@@ -1,6 +1,7 @@
 //! The long-running service: a scan at start, after every settled burst of file notifications,
 //! and every `rescan_secs` as a safety net, until shutdown; beside it the blob garbage
-//! collector ([`kb_stream::gc`]) every `nats.blob_gc_interval_secs`.
+//! collector ([`kb_stream::gc`]) and the tombstone retention ([`kb_stream::retention`]), both
+//! every `nats.blob_gc_interval_secs`.
 
 use crate::drive::{run_drive, DriveSource};
 use crate::error::WatchError;
@@ -98,10 +99,25 @@ pub async fn run(settings: Settings, ctx: Context) -> anyhow::Result<()> {
         .await;
         Ok::<(), anyhow::Error>(())
     };
+    // Deleted sources past `nats.tombstone_retention_secs`: the watcher numbers their versions,
+    // so it is the one that may forget them.
+    let authority = crate::retention::StateAuthority::new(&js, topo.watch.clone()).await;
+    let retention = async {
+        kb_stream::retention::run_periodically(
+            topo.clone(),
+            Duration::from_secs(settings.nats.blob_gc_interval_secs),
+            Duration::from_secs(settings.nats.tombstone_retention_secs),
+            &authority,
+            ctx.shutdown.clone(),
+        )
+        .await;
+        Ok::<(), anyhow::Error>(())
+    };
     tokio::try_join!(
         folder_loop(&settings, scanner, changes, &ctx),
         drive_loop,
-        gc
+        gc,
+        retention
     )?;
     Ok(())
 }

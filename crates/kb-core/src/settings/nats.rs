@@ -57,6 +57,10 @@ pub struct NatsSettings {
     pub blob_gc_interval_secs: u64,
     /// Bodies younger than this are never collected (a body is written before its message).
     pub blob_gc_grace_secs: u64,
+    /// How long a deleted source's tombstone is kept (the mirror head, the watcher's state,
+    /// its progress records, the stores' tombstone rows); 0 keeps them forever. Collected on
+    /// the blob collection's schedule, and only once every consumer of the mirror has it.
+    pub tombstone_retention_secs: u64,
 }
 
 /// When the broker flushes JetStream writes to disk (`jetstream { sync_interval }`).
@@ -106,6 +110,7 @@ impl Default for NatsSettings {
             blobs_max_bytes: 0,
             blob_gc_interval_secs: 3600,
             blob_gc_grace_secs: 3600,
+            tombstone_retention_secs: 30 * 24 * 3600,
         }
     }
 }
@@ -136,6 +141,7 @@ impl fmt::Debug for NatsSettings {
             .field("blobs_max_bytes", &self.blobs_max_bytes)
             .field("blob_gc_interval_secs", &self.blob_gc_interval_secs)
             .field("blob_gc_grace_secs", &self.blob_gc_grace_secs)
+            .field("tombstone_retention_secs", &self.tombstone_retention_secs)
             .finish()
     }
 }
@@ -245,6 +251,10 @@ impl NatsSettings {
         // collect bodies still on their way.
         if self.blob_gc_grace_secs < 60 {
             p.push("nats.blob_gc_grace_secs must be at least 60".into());
+        }
+        // Seconds, not days: a value below a minute is a unit mistake.
+        if self.tombstone_retention_secs != 0 && self.tombstone_retention_secs < 60 {
+            p.push("nats.tombstone_retention_secs must be 0 (forever) or at least 60".into());
         }
         p
     }
@@ -358,6 +368,7 @@ mod tests {
             ping_interval_secs: 0,
             dlq_max_bytes: 1000,
             blob_gc_grace_secs: 0,
+            tombstone_retention_secs: 59,
             ..NatsSettings::default()
         };
         let p = s.problems();
@@ -369,9 +380,10 @@ mod tests {
             "ping_interval_secs",
             "dlq_max_bytes",
             "blob_gc_grace_secs",
+            "tombstone_retention_secs",
         ] {
             assert!(p.iter().any(|x| x.contains(want)), "{want:?} in {p:?}");
         }
-        assert_eq!(p.len(), 7, "{p:?}");
+        assert_eq!(p.len(), 8, "{p:?}");
     }
 }

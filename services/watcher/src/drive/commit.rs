@@ -48,7 +48,10 @@ impl DriveSource {
         change: Change,
     ) -> Result<u64, WatchError> {
         // State and mirror behind one another (a wiped bucket): mirror events go above both.
-        let head = if change.on_mirror() || prev.is_none() {
+        // Without state, also above every forgotten tombstone (kb_stream::retention).
+        let head = if prev.is_none() {
+            self.publisher.highest_version(sid).await?
+        } else if change.on_mirror() {
             self.publisher.mirror_version(sid).await?
         } else {
             0

@@ -48,6 +48,10 @@ async fn mcp_over_stdio_serves_the_same_answers_as_kb_search() -> anyhow::Result
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A normal run warns about nothing: the stack's ONNX Runtime is the one the `ort` crate
+    // was built for.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("WARN"), "kb search warned:\n{stderr}");
     let cli: Value = serde_json::from_slice(&out.stdout)?;
     assert!(same_answer(&answer, &cli), "MCP {answer}\nkb search {cli}");
     Ok(())

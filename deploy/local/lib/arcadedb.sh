@@ -34,9 +34,11 @@ arcadedb_start() {
         echo "$ARCADEDB_HTTP_PORT $BOLT_PORT" >"$RUN_DIR/arcadedb.port"
         # The neo4j database and user exist from the first start on; tests add their own databases.
         # The trailing space in rootPath=... lets arcadedb_pid match this exact instance.
+        local -a java_opts
+        read -r -a java_opts <<<"$ARCADEDB_JAVA_OPTS"
         (
             cd "$ARCADEDB_ROOT" || exit 1
-            exec setsid "$java" "-Xmx$ARCADEDB_HEAP" \
+            exec setsid "$java" "-Xmx$ARCADEDB_HEAP" ${java_opts[@]+"${java_opts[@]}"} \
                 --add-modules=jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
                 --add-opens=java.base/java.nio=ALL-UNNAMED \
                 --add-opens=java.base/java.nio.channels.spi=ALL-UNNAMED \

@@ -39,6 +39,8 @@ load_instance_config() {
     BOLT_PORT=${KB_STACK_BOLT_PORT:-$bolt}
     ARCADEDB_HTTP_PORT=${KB_STACK_ARCADEDB_HTTP_PORT:-$http}
     ARCADEDB_HEAP=${KB_STACK_ARCADEDB_HEAP:-$heap}
+    # Extra JVM options for the graph server (space-separated), e.g. a garbage collector to try.
+    ARCADEDB_JAVA_OPTS=${KB_STACK_ARCADEDB_JAVA_OPTS:-}
     GRAPH_PASSWORD=${KB_STACK_GRAPH_PASSWORD:-kb-local-password}
     ARCADEDB_ROOT_PASSWORD=${KB_STACK_ARCADEDB_ROOT_PASSWORD:-$GRAPH_PASSWORD}
     READY_TIMEOUT=${KB_STACK_TIMEOUT:-90}

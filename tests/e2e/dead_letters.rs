@@ -262,7 +262,7 @@ async fn a_parser_dead_letter_retried_after_raising_a_limit_is_parsed_and_ok_in_
     let deadline = Instant::now() + WAIT;
     let mut consumed_at = None;
     let parsed = loop {
-        let rec = progress.get("parser", &sid).await?;
+        let rec = progress.get(kb_stream::Stage::Parser, &sid).await?;
         if let Some(rec) = rec
             .as_ref()
             .filter(|r| r.status == "parsed" && r.version > v1)

@@ -62,7 +62,7 @@ impl Stream {
 
 /// A writer service in this process, as `kb-pg-writer` / `kb-graph-writer` run it.
 fn spawn_writer<S: MirrorStore + 'static>(
-    stage: &'static str,
+    stage: kb_stream::Stage,
     store: S,
     url: &str,
     options: WriterOptions,
@@ -72,7 +72,7 @@ fn spawn_writer<S: MirrorStore + 'static>(
 ) {
     let shutdown = CancellationToken::new();
     let ctx = Context {
-        name: stage,
+        name: stage.as_str(),
         shutdown: shutdown.clone(),
         health: Default::default(),
     };
@@ -108,7 +108,7 @@ pub async fn pg_writer(
     let store = prepare_pg(url, dims).await?;
     let started = Instant::now();
     let (stop, task) = spawn_writer(
-        "pg-writer",
+        kb_stream::Stage::PgWriter,
         store.clone(),
         &stream.url,
         WriterOptions::new(4),
@@ -177,7 +177,7 @@ pub async fn graph_writer(
     store.prepare().await?;
     let started = Instant::now();
     let (stop, task) = spawn_writer(
-        "graph-writer",
+        kb_stream::Stage::GraphWriter,
         store.clone(),
         &stream.url,
         WriterOptions::new(1),

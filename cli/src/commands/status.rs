@@ -5,7 +5,7 @@ use futures::TryStreamExt;
 use kb_core::display::clean;
 use kb_core::{Component, Settings};
 use kb_store::{MirrorStore, StoreCounts};
-use kb_stream::subjects;
+use kb_stream::{subjects, Stage};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -100,12 +100,9 @@ pub async fn run(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
     let mut streams = Vec::new();
     let mut consumers = Vec::new();
     for (stream, names) in [
-        (&topo.source, vec![subjects::PARSER]),
-        (&topo.parsed, vec![subjects::EMBEDDER]),
-        (
-            &topo.mirror,
-            vec![subjects::PG_WRITER, subjects::GRAPH_WRITER],
-        ),
+        (&topo.source, vec![Stage::Parser]),
+        (&topo.parsed, vec![Stage::Embedder]),
+        (&topo.mirror, Stage::WRITERS.to_vec()),
         (&topo.dlq, vec![]),
     ] {
         let info = stream.get_info().await?;
@@ -116,7 +113,7 @@ pub async fn run(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
         });
         for name in names {
             // A consumer that never ran yet has no durable state: report it as holding everything.
-            match stream.consumer_info(name).await {
+            match stream.consumer_info(name.as_str()).await {
                 Ok(ci) => consumers.push(ConsumerStatus {
                     stream: info.config.name.clone(),
                     name: name.to_string(),

@@ -24,7 +24,7 @@ pub use error::{StreamError, StreamErrorKind, Transience};
 pub use progress::{Progress, ProgressRecord};
 pub use publish::{MirrorPublish, Mirrored, Publisher};
 pub use topology::Topology;
-pub use wire::{DeadLetterKind, Header, OutcomeLabel, ProgressStatus};
+pub use wire::{DeadLetterKind, Header, OutcomeLabel, ProgressStatus, Stage, UnknownName};
 
 use std::borrow::Cow;
 use std::time::Duration;

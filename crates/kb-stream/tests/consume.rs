@@ -23,7 +23,10 @@ struct Scripted {
 impl Handler for Scripted {
     async fn handle(&self, d: &Delivery) -> Result<Outcome, HandlerError> {
         match d.source_id.as_str() {
-            "broken" => Err(HandlerError::permanent("decode", "cannot read this")),
+            "broken" => Err(HandlerError::permanent(
+                kb_stream::DeadLetterKind::Decode,
+                "cannot read this",
+            )),
             "flaky" if self.flaky_attempts.fetch_add(1, Ordering::SeqCst) < 2 => {
                 Err(HandlerError {
                     kind: consume::HandlerErrorKind::Transient {
@@ -57,7 +60,7 @@ async fn transient_errors_retry_and_permanent_ones_are_dead_lettered() -> anyhow
     }
     let handler = Arc::new(Scripted::default());
     let spec = ConsumerSpec {
-        stage: "parser",
+        stage: kb_stream::Stage::Parser,
         filter_subject: subjects::SOURCE_ALL.into(),
         ack_wait: Duration::from_secs(5),
         max_deliver: 5,
@@ -133,7 +136,10 @@ impl Handler for Counting {
         self.handled.fetch_add(1, Ordering::SeqCst);
         match d.source_id.as_str() {
             "boom" => panic!("the handler blew up on {}", d.source_id),
-            "broken" => Err(HandlerError::permanent("decode", "cannot read this")),
+            "broken" => Err(HandlerError::permanent(
+                kb_stream::DeadLetterKind::Decode,
+                "cannot read this",
+            )),
             _ => Ok(Done::new(OutcomeLabel::PARSED, 1)),
         }
     }
@@ -176,7 +182,7 @@ impl Running {
 
 fn spec(ack_wait: Duration, max_deliver: i64) -> ConsumerSpec {
     ConsumerSpec {
-        stage: "parser",
+        stage: kb_stream::Stage::Parser,
         filter_subject: subjects::SOURCE_ALL.into(),
         ack_wait,
         max_deliver,
@@ -479,7 +485,7 @@ async fn a_lost_ack_keeps_the_input_body_for_the_redelivery() -> anyhow::Result<
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let rec = kb_stream::Progress::new(run.topo.progress.clone())
-        .get("parser", "big")
+        .get(kb_stream::Stage::Parser, "big")
         .await?
         .ok_or_else(|| anyhow::anyhow!("no progress"))?;
     assert_eq!(rec.status, "parsed");

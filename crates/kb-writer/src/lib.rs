@@ -31,6 +31,8 @@ mod decode;
 pub mod replay;
 
 pub use decode::{decode_mirror_event, Decoded};
+/// The writers' names ([`Stage::PgWriter`], [`Stage::GraphWriter`]).
+pub use kb_stream::Stage;
 pub use replay::{replay, ReplayError, ReplayEvent, ReplayFrom, ReplayOptions, ReplayReport};
 
 use kb_core::failpoint::Flow;
@@ -41,7 +43,10 @@ use kb_stream::consume::{
     self, ConsumerSpec, Delivery, Handler, HandlerError, HandlerErrorKind, Outcome,
 };
 use kb_stream::progress::Progress;
-use kb_stream::{subjects, NatsTarget, Publisher, StreamErrorKind, Topology};
+use kb_stream::{
+    subjects, DeadLetterKind, NatsTarget, OutcomeLabel, ProgressStatus, Publisher, StreamErrorKind,
+    Topology,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -62,7 +67,7 @@ const RETRY_MAX_DELAY: Duration = Duration::from_secs(5);
 /// delay against the backoff step of the next delivery, so an escalating backoff such as
 /// 60 s, 120 s, 300 s stretches the writer's own nak delays (1, 2, 4 … 60 s) by up to four
 /// minutes each (measured: a 2 s nak redelivered after 62 s). Writers back off by nak delay.
-pub fn consumer_spec(stage: &'static str, options: &WriterOptions) -> ConsumerSpec {
+pub fn consumer_spec(stage: Stage, options: &WriterOptions) -> ConsumerSpec {
     ConsumerSpec {
         stage,
         filter_subject: subjects::MIRROR_ALL.to_string(),
@@ -286,7 +291,7 @@ pub(crate) async fn apply_with_retries<S: MirrorStore + ?Sized>(
 }
 
 pub struct Writer<S: MirrorStore> {
-    stage: &'static str,
+    stage: Stage,
     store: Arc<S>,
     publisher: Publisher,
     progress: Progress,
@@ -296,7 +301,7 @@ pub struct Writer<S: MirrorStore> {
 }
 
 impl<S: MirrorStore + 'static> Writer<S> {
-    pub fn new(stage: &'static str, store: S, topo: &Topology, publisher: Publisher) -> Self {
+    pub fn new(stage: Stage, store: S, topo: &Topology, publisher: Publisher) -> Self {
         Self::shared(
             stage,
             Arc::new(store),
@@ -307,7 +312,7 @@ impl<S: MirrorStore + 'static> Writer<S> {
     }
 
     fn shared(
-        stage: &'static str,
+        stage: Stage,
         store: Arc<S>,
         topo: &Topology,
         publisher: Publisher,
@@ -328,18 +333,20 @@ impl<S: MirrorStore + 'static> Writer<S> {
             &*self.store,
             change,
             self.retry_for,
-            self.stage,
+            self.stage.as_str(),
             Some(&self.timeouts),
         )
         .await
         .map_err(|e| match (&e, e.kind()) {
-            (ApplyError::Poison { .. }, _) => HandlerError::permanent("timeout", e.to_string()),
+            (ApplyError::Poison { .. }, _) => {
+                HandlerError::permanent(DeadLetterKind::Timeout, e.to_string())
+            }
             (_, StoreErrorKind::Transient) => HandlerError::transient(e.to_string()),
             (_, StoreErrorKind::Config) => {
                 HandlerError::transient(format!("store misconfigured: {e}"))
             }
             (_, StoreErrorKind::Permanent) => {
-                HandlerError::permanent("store_rejected", e.to_string())
+                HandlerError::permanent(DeadLetterKind::StoreRejected, e.to_string())
             }
         })
         .map_err(|e| e.with_source(change.source()))
@@ -359,7 +366,7 @@ impl<S: MirrorStore + 'static> Writer<S> {
                     .map_err(HandlerError::from)?;
                 if current > version {
                     return Ok(Outcome {
-                        label: "stale",
+                        label: ProgressStatus::Stale.as_str(),
                         version,
                     });
                 }
@@ -373,23 +380,23 @@ impl<S: MirrorStore + 'static> Writer<S> {
         };
         let applied = self.apply(decoded.change()).await?;
         let source = decoded.source();
-        let label = match applied {
-            Applied::Written => "written",
-            Applied::Deleted => "deleted",
-            Applied::MarkedFailed => "failed",
-            Applied::Stale { .. } => "stale",
+        let status = match applied {
+            Applied::Written => ProgressStatus::Written,
+            Applied::Deleted => ProgressStatus::Deleted,
+            Applied::MarkedFailed => ProgressStatus::Failed,
+            Applied::Stale { .. } => ProgressStatus::Stale,
         };
         // Progress is advisory (it feeds `kb ingest`/`kb status`); the store is the truth.
         self.progress
             .finished(
                 self.stage,
                 source,
-                label,
+                status,
                 decoded.failure().map(str::to_owned),
             )
             .await;
         Ok(Outcome {
-            label,
+            label: OutcomeLabel::from(status).as_str(),
             version: source.version,
         })
     }
@@ -403,7 +410,7 @@ impl<S: MirrorStore + 'static> Writer<S> {
     /// [`Handler::handle`] calls it for the permanent errors the writer returns; a consume
     /// loop that gives up on its own (a panic, a process that died on the document) calls it
     /// through its give-up hook.
-    pub async fn give_up(&self, d: &Delivery, error_kind: &str, reason: &str) {
+    pub async fn give_up(&self, d: &Delivery, error_kind: &DeadLetterKind, reason: &str) {
         let Some(source) =
             decode::source_of(&d.payload).filter(|s| !s.source_id.is_empty() && s.version > 0)
         else {
@@ -421,7 +428,7 @@ impl<S: MirrorStore + 'static> Writer<S> {
         match marked {
             Ok(Applied::Stale { current }) => {
                 tracing::info!(
-                    stage = self.stage,
+                    stage = %self.stage,
                     source_id = %source.source_id,
                     version = source.version,
                     current,
@@ -431,14 +438,14 @@ impl<S: MirrorStore + 'static> Writer<S> {
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(
-                stage = self.stage,
+                stage = %self.stage,
                 source_id = %source.source_id,
                 error = %e,
                 "cannot mark the source failed in the store; the dead letter keeps it"
             ),
         }
         self.progress
-            .finished(self.stage, &source, "failed", Some(why))
+            .finished(self.stage, &source, ProgressStatus::Failed, Some(why))
             .await;
     }
 }
@@ -463,7 +470,7 @@ impl<S: MirrorStore + 'static> Handler for Writer<S> {
 /// Runs a writer service: prepares the store, then consumes until shutdown. `nats` is the
 /// `[nats]` settings (or a bare URL).
 pub async fn run<S: MirrorStore + 'static, T: NatsTarget + ?Sized>(
-    stage: &'static str,
+    stage: Stage,
     store: S,
     nats: &T,
     inline_max: usize,
@@ -483,7 +490,7 @@ pub async fn run<S: MirrorStore + 'static, T: NatsTarget + ?Sized>(
 
 /// [`run`] with explicit options.
 pub async fn run_with<S: MirrorStore + 'static, T: NatsTarget + ?Sized>(
-    stage: &'static str,
+    stage: Stage,
     store: S,
     nats: &T,
     inline_max: usize,
@@ -491,7 +498,7 @@ pub async fn run_with<S: MirrorStore + 'static, T: NatsTarget + ?Sized>(
     ctx: Context,
 ) -> anyhow::Result<()> {
     use backon::{ExponentialBuilder, Retryable};
-    let (client, js) = kb_stream::connect(nats, stage).await?;
+    let (client, js) = kb_stream::connect(nats, stage.as_str()).await?;
     kb_stream::watch_connection(&ctx.health, client);
     // Its settings' stream limits and replicas: whichever service starts first creates them.
     let topo = kb_stream::topology::ensure_with(&js, &nats.nats_settings()).await?;
@@ -505,7 +512,7 @@ pub async fn run_with<S: MirrorStore + 'static, T: NatsTarget + ?Sized>(
                 .without_max_times(),
         )
         .when(|e| e.is_transient() && !ctx.shutdown.is_cancelled())
-        .notify(|e, after| tracing::warn!(stage, error = %e, ?after, "store not ready"))
+        .notify(|e, after| tracing::warn!(%stage, error = %e, ?after, "store not ready"))
         .await?;
     let store = Arc::new(store);
     let spec = consumer_spec(stage, &options);
@@ -563,7 +570,7 @@ mod tests {
             ),
             (50, 4, 2)
         );
-        let spec = consumer_spec("pg-writer", &o);
+        let spec = consumer_spec(Stage::PgWriter, &o);
         assert_eq!(spec.ack_wait, Duration::from_secs(5));
         assert_eq!(spec.backoff, vec![Duration::from_secs(5)]);
         assert_eq!((spec.max_deliver, spec.concurrency), (-1, 3));

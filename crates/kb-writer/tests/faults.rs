@@ -15,6 +15,7 @@ use kb_core::Secret;
 use kb_pg::PgStore;
 use kb_store::{Applied, Change, MirrorStore, SourceSummary, StoreCounts, StoreError};
 use kb_stream::Progress;
+use kb_stream::Stage;
 use kb_testkit::{FailGuard, TcpProxy};
 use kb_writer::WriterOptions;
 use std::time::{Duration, Instant};
@@ -62,9 +63,10 @@ async fn a_blackholed_store_is_retried_within_the_bound_and_the_document_lands_o
         max_timeouts_per_document: 2,
         ..WriterOptions::new(1)
     };
-    let (stop_pg, pg_task) = spawn_writer("pg-writer", proxied, env.nats.url(), options.clone());
+    let (stop_pg, pg_task) =
+        spawn_writer(Stage::PgWriter, proxied, env.nats.url(), options.clone());
     let (stop_graph, graph_task) =
-        spawn_writer("graph-writer", graph.clone(), env.nats.url(), options);
+        spawn_writer(Stage::GraphWriter, graph.clone(), env.nats.url(), options);
     publish(&env.publisher, &document("warm", 1, 2, DIMS)).await;
     wait_for(&pg, "the warm-up document", Duration::from_secs(60), |s| {
         s.len() == 1
@@ -145,7 +147,7 @@ async fn a_document_that_always_times_out_is_dead_lettered_and_the_next_one_is_w
         max_timeouts_per_document: 3,
         ..WriterOptions::new(1)
     };
-    let (stop, task) = spawn_writer("pg-writer", store, env.nats.url(), options);
+    let (stop, task) = spawn_writer(Stage::PgWriter, store, env.nats.url(), options);
     publish(&env.publisher, &document("big", 1, 4, DIMS)).await;
     publish(&env.publisher, &document("next", 1, 4, DIMS)).await;
 
@@ -179,7 +181,7 @@ async fn a_document_that_always_times_out_is_dead_lettered_and_the_next_one_is_w
         dl[0].reason
     );
     let progress = Progress::new(env.topo.progress.clone())
-        .get("pg-writer", "big")
+        .get(Stage::PgWriter, "big")
         .await
         .unwrap()
         .unwrap();
@@ -241,7 +243,7 @@ async fn a_rejected_document_is_marked_failed_in_that_store_and_a_retry_of_it_go
         rejecting: true.into(),
     });
     let (stop, task) = spawn_writer(
-        "pg-writer",
+        Stage::PgWriter,
         ArcStore(store.clone()),
         env.nats.url(),
         WriterOptions::new(2),
@@ -266,7 +268,7 @@ async fn a_rejected_document_is_marked_failed_in_that_store_and_a_retry_of_it_go
     assert_eq!(dl.len(), 1, "{dl:?}");
     assert_eq!(dl[0].error_kind, "store_rejected");
     let progress = Progress::new(env.topo.progress.clone())
-        .get("pg-writer", "bad")
+        .get(Stage::PgWriter, "bad")
         .await
         .unwrap()
         .unwrap();

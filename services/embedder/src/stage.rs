@@ -11,7 +11,7 @@ use kb_store::Change;
 use kb_stream::consume::{Delivery, Done, GiveUp, Handler, HandlerError, HandlerErrorKind};
 use kb_stream::input::{self, Input};
 use kb_stream::Progress;
-use kb_stream::{subjects, DeadLetterKind, Mirrored, OutcomeLabel, ProgressStatus, Publisher};
+use kb_stream::{DeadLetterKind, Mirrored, OutcomeLabel, ProgressStatus, Publisher, Stage};
 
 pub struct EmbedStage {
     embedder: Arc<dyn Embedder>,
@@ -93,9 +93,9 @@ impl Handler for EmbedStage {
             .await?;
         self.progress
             .finished(
-                subjects::EMBEDDER,
+                Stage::Embedder,
                 source,
-                ProgressStatus::Failed.as_str(),
+                ProgressStatus::Failed,
                 Some(reason),
             )
             .await;
@@ -150,7 +150,7 @@ mod tests {
         assert_eq!(
             p.kind,
             HandlerErrorKind::Permanent {
-                error_kind: "embedding_failed".into()
+                error_kind: DeadLetterKind::EmbeddingFailed
             }
         );
         assert!(p.reason.contains("401"));

@@ -197,7 +197,10 @@ async fn a_refused_key_dead_letters_the_document_with_the_reason() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let dl = loop {
         if let Ok(m) = dlq
-            .get_last_raw_message_by_subject(&subjects::dead_letter(subjects::EMBEDDER, "gamma"))
+            .get_last_raw_message_by_subject(&subjects::dead_letter(
+                kb_stream::Stage::Embedder.as_str(),
+                "gamma",
+            ))
             .await
         {
             break DeadLetter::decode(m.payload.as_ref()).unwrap();
@@ -229,7 +232,7 @@ async fn a_refused_key_dead_letters_the_document_with_the_reason() {
     assert_eq!(failed.source.as_ref().unwrap().version, 1);
     assert!(failed.error.contains("401"), "{}", failed.error);
     let progress = kb_stream::Progress::new(p.topology().progress.clone())
-        .get(subjects::EMBEDDER, "gamma")
+        .get(kb_stream::Stage::Embedder, "gamma")
         .await
         .unwrap()
         .expect("progress recorded");
@@ -358,7 +361,10 @@ async fn a_document_the_embedder_dies_on_is_dead_lettered_and_failed_after_crash
     let deadline = Instant::now() + Duration::from_secs(25);
     let dl = loop {
         if let Ok(m) = dlq
-            .get_last_raw_message_by_subject(&subjects::dead_letter(subjects::EMBEDDER, "delta"))
+            .get_last_raw_message_by_subject(&subjects::dead_letter(
+                kb_stream::Stage::Embedder.as_str(),
+                "delta",
+            ))
             .await
         {
             break DeadLetter::decode(m.payload.as_ref()).unwrap();

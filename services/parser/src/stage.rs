@@ -10,7 +10,7 @@ use kb_llm::{LlmError, LlmExtractor};
 use kb_proto::{mirror_event::Kind, ParsedDocument, SourceEvent};
 use kb_stream::consume::{Delivery, Done, GiveUp, Handler, HandlerError, HandlerErrorKind};
 use kb_stream::input::{self, Input};
-use kb_stream::{subjects, MirrorPublish, OutcomeLabel, Progress, ProgressStatus, Publisher};
+use kb_stream::{MirrorPublish, OutcomeLabel, Progress, ProgressStatus, Publisher, Stage};
 
 use crate::runner::{RunFailure, Runner};
 
@@ -133,12 +133,7 @@ impl Handler for Parser {
             MirrorPublish::Published | MirrorPublish::Superseded { .. } => {}
         }
         self.progress
-            .finished(
-                subjects::PARSER,
-                source,
-                ProgressStatus::Failed.as_str(),
-                Some(reason),
-            )
+            .finished(Stage::Parser, source, ProgressStatus::Failed, Some(reason))
             .await;
         Ok(())
     }

@@ -21,7 +21,7 @@ use kb_core::ids::content_hash;
 use kb_core::telemetry::ProcessingError;
 use kb_proto::{mirror_event::Kind, DeadLetter, SourceRef};
 use kb_stream::progress::now_ms;
-use kb_stream::MirrorPublish;
+use kb_stream::{DeadLetterKind, MirrorPublish};
 use std::time::Instant;
 
 /// Compare-and-set retries before a file is left for the next scan.
@@ -90,9 +90,9 @@ impl Scanner {
             Err(e) => {
                 let reason = format!("unreadable: {e}");
                 ProcessingError {
-                    stage: STAGE,
+                    stage: STAGE.as_str(),
                     source_id: sid,
-                    error_kind: "unreadable",
+                    error_kind: DeadLetterKind::Unreadable.as_str(),
                     transient: true,
                     reason: &format!("{}: {reason}", clean(&file.rel)),
                 }
@@ -312,7 +312,7 @@ impl Scanner {
         self.publisher
             .dead_letter(&DeadLetter {
                 stage: STAGE.to_string(),
-                error_kind: "too_large".to_string(),
+                error_kind: DeadLetterKind::TooLarge.as_str().to_string(),
                 reason: reason.clone(),
                 failed_unix_ms: now_ms(),
                 source: Some(SourceRef { version, ..source }),
@@ -329,7 +329,14 @@ impl Scanner {
             revision,
         )
         .await?;
-        telemetry::failed(sid, version, "too_large", &file.rel, &reason, started);
+        telemetry::failed(
+            sid,
+            version,
+            &DeadLetterKind::TooLarge,
+            &file.rel,
+            &reason,
+            started,
+        );
         Ok(Outcome::TooLarge(
             self.published(sid, version, &file.rel),
             reason,

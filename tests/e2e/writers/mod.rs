@@ -147,8 +147,11 @@ pub async fn publish_raw(
     msg_id: &str,
 ) -> anyhow::Result<u64> {
     let mut headers = HeaderMap::new();
-    headers.insert(subjects::HEADER_SOURCE_ID, id);
-    headers.insert(subjects::HEADER_VERSION, version.to_string().as_str());
+    headers.insert(kb_stream::Header::SourceId.as_str(), id);
+    headers.insert(
+        kb_stream::Header::Version.as_str(),
+        version.to_string().as_str(),
+    );
     headers.insert("Nats-Msg-Id", msg_id);
     let ack = js
         .topo

@@ -62,7 +62,7 @@ pub async fn fresh_graph() -> GraphStore {
 
 /// A writer service running in this process until the returned token is cancelled.
 pub fn spawn_writer<S: MirrorStore + 'static>(
-    stage: &'static str,
+    stage: kb_stream::Stage,
     store: S,
     nats_url: String,
     options: WriterOptions,
@@ -72,7 +72,7 @@ pub fn spawn_writer<S: MirrorStore + 'static>(
 ) {
     let shutdown = CancellationToken::new();
     let ctx = Context {
-        name: stage,
+        name: stage.as_str(),
         shutdown: shutdown.clone(),
         health: Default::default(),
     };

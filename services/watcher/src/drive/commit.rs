@@ -12,7 +12,7 @@ use crate::scan::STAGE;
 use kb_core::failpoint::Flow;
 use kb_proto::{mirror_event::Kind, DeadLetter, SourceRef};
 use kb_stream::progress::now_ms;
-use kb_stream::MirrorPublish;
+use kb_stream::{DeadLetterKind, MirrorPublish};
 
 /// What a change publishes.
 pub(crate) enum Change {
@@ -20,7 +20,7 @@ pub(crate) enum Change {
     Upsert(Vec<u8>),
     /// A FAILED mirror event and a dead letter.
     Failed {
-        error_kind: &'static str,
+        error_kind: DeadLetterKind,
         reason: String,
     },
     /// A DELETE mirror event.
@@ -122,7 +122,7 @@ impl DriveSource {
             self.publisher
                 .dead_letter(&DeadLetter {
                     stage: STAGE.to_string(),
-                    error_kind: error_kind.to_string(),
+                    error_kind: error_kind.as_str().to_string(),
                     reason,
                     failed_unix_ms: now_ms(),
                     source: Some(source.clone()),

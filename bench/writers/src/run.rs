@@ -5,7 +5,7 @@ use futures::TryStreamExt;
 use kb_core::service::Context;
 use kb_graph::GraphConfig;
 use kb_pg::PgStore;
-use kb_proto::{mirror_event::Kind, ParsedDocument};
+use kb_proto::ParsedDocument;
 use kb_store::{Change, MirrorStore, StoreCounts};
 use kb_stream::{Publisher, Topology};
 use kb_writer::WriterOptions;
@@ -42,10 +42,7 @@ impl Stream {
         let started = Instant::now();
         futures::stream::iter(docs.iter().map(Ok))
             .try_for_each_concurrent(8, |doc| async move {
-                let source = doc.source.clone().unwrap_or_default();
-                self.publisher
-                    .mirror(&source, Kind::Upsert, Some(doc), "")
-                    .await?;
+                self.publisher.mirror(Change::Upsert(doc)).await?;
                 anyhow::Ok(())
             })
             .await?;

@@ -826,9 +826,7 @@ mod tests {
             .get_last_raw_message_by_subject(&subjects::parsed("p1"))
             .await?;
         let source = doc.source.clone().expect("source");
-        publisher
-            .mirror_change(Change::Failed(&source, "refused"))
-            .await?;
+        publisher.mirror(Change::Failed(&source, "refused")).await?;
         let dl = DeadLetter {
             stage: "embedder".into(),
             error_kind: "embedding_failed".into(),
@@ -859,7 +857,7 @@ mod tests {
             version: 3,
             ..source.clone()
         };
-        publisher.mirror_change(Change::Delete(&v3)).await?;
+        publisher.mirror(Change::Delete(&v3)).await?;
         assert_eq!(reissue(&topo, &publisher, &dl).await?, None);
         Ok(())
     }

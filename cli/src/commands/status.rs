@@ -340,9 +340,7 @@ mod tests {
         for i in 0..64 {
             let mut d = kb_testkit::document(&format!("s{i}"), 1, 1, 0);
             d.title = "x".repeat(32 * 1024);
-            let source = d.source.clone().unwrap_or_default();
-            let upsert = kb_proto::mirror_event::Kind::Upsert;
-            if let Err(e) = p.mirror(&source, upsert, Some(&d), "").await {
+            if let Err(e) = p.mirror(kb_stream::Change::Upsert(&d)).await {
                 assert_eq!(e.kind, kb_stream::StreamErrorKind::Full, "{e}");
                 full = true;
                 break;

@@ -113,6 +113,14 @@ impl MirrorUpdate {
             MirrorUpdate::Delete(s) | MirrorUpdate::Failed(s, _) => Some(s),
         }
     }
+
+    /// The reason of a failure.
+    pub fn failure(&self) -> Option<&str> {
+        match self {
+            MirrorUpdate::Failed(_, reason) => Some(reason),
+            _ => None,
+        }
+    }
 }
 
 /// A mirror event off the wire: decoded, validated, its body fetched (`NotFound` when the

@@ -27,10 +27,8 @@
 //! inside the apply deadline.
 
 pub mod bulk;
-mod decode;
 pub mod replay;
 
-pub use decode::{decode_mirror_event, Decoded};
 /// The writers' names ([`Stage::PgWriter`], [`Stage::GraphWriter`]).
 pub use kb_stream::Stage;
 pub use replay::{replay, ReplayError, ReplayEvent, ReplayFrom, ReplayOptions, ReplayReport};
@@ -42,6 +40,7 @@ use kb_store::{Applied, Change, MirrorStore, StoreError, StoreErrorKind};
 use kb_stream::consume::{
     self, ConsumerSpec, Delivery, Handler, HandlerError, HandlerErrorKind, Outcome,
 };
+use kb_stream::input;
 use kb_stream::progress::Progress;
 use kb_stream::{
     subjects, DeadLetterKind, NatsTarget, OutcomeLabel, ProgressStatus, Publisher, StreamErrorKind,
@@ -354,11 +353,15 @@ impl<S: MirrorStore + 'static> Writer<S> {
 
     /// Decodes and applies one message.
     async fn write(&self, d: &Delivery) -> Result<Outcome, HandlerError> {
-        let decoded = match decode_mirror_event(&d.payload, self.publisher.blobs()).await {
-            Ok(c) => c,
+        let update = match input::decode_mirror(&d.payload, self.publisher.blobs()).await {
+            Ok(u) => u,
             Err(e) if e.kind == StreamErrorKind::NotFound => {
                 // A body is deleted only once a newer state replaced it in the log.
-                let (sid, version) = (d.source_id.as_str(), decode::version_of(&d.payload));
+                let source = d.source();
+                let (sid, version) = (
+                    d.source_id.as_str(),
+                    source.as_ref().map_or(0, |s| s.version),
+                );
                 let current = self
                     .publisher
                     .mirror_version(sid)
@@ -370,16 +373,20 @@ impl<S: MirrorStore + 'static> Writer<S> {
                         version,
                     });
                 }
-                let source = decode::source_of(&d.payload);
                 return Err(HandlerError::from(e).with_source(source.as_ref()));
             }
             Err(e) => {
-                let source = decode::source_of(&d.payload);
-                return Err(HandlerError::from(e).with_source(source.as_ref()));
+                return Err(HandlerError::from(e).with_source(d.source().as_ref()));
             }
         };
-        let applied = self.apply(decoded.change()).await?;
-        let source = decoded.source();
+        // The envelope's source (decode_mirror sets it on an upsert's document too).
+        let Some(source) = update.source() else {
+            return Err(HandlerError::permanent(
+                DeadLetterKind::Decode,
+                "mirror event without source",
+            ));
+        };
+        let applied = self.apply(update.change()).await?;
         let status = match applied {
             Applied::Written => ProgressStatus::Written,
             Applied::Deleted => ProgressStatus::Deleted,
@@ -392,7 +399,7 @@ impl<S: MirrorStore + 'static> Writer<S> {
                 self.stage,
                 source,
                 status,
-                decoded.failure().map(str::to_owned),
+                update.failure().map(str::to_owned),
             )
             .await;
         Ok(Outcome {
@@ -411,8 +418,9 @@ impl<S: MirrorStore + 'static> Writer<S> {
     /// loop that gives up on its own (a panic, a process that died on the document) calls it
     /// through its give-up hook.
     pub async fn give_up(&self, d: &Delivery, error_kind: &DeadLetterKind, reason: &str) {
-        let Some(source) =
-            decode::source_of(&d.payload).filter(|s| !s.source_id.is_empty() && s.version > 0)
+        let Some(source) = d
+            .source()
+            .filter(|s| !s.source_id.is_empty() && s.version > 0)
         else {
             return;
         };

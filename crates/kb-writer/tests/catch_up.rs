@@ -7,7 +7,6 @@
 mod common;
 
 use common::*;
-use kb_proto::mirror_event::Kind;
 use kb_store::read::{ChunkFilter, TextIndex};
 use kb_store::{Applied, Change, MirrorStore, SourceSummary, StoreCounts, StoreError};
 use kb_stream::Stage;
@@ -193,10 +192,8 @@ async fn replay_into_an_empty_store_equals_the_live_store() {
     publish(p, &document("b", 1, 6, 8)).await;
     publish(p, &document("b", 2, 4, 8)).await;
     publish(p, &document("c", 1, 6, 8)).await;
-    p.mirror(&source("c", 2), Kind::Delete, None, "")
-        .await
-        .unwrap();
-    p.mirror(&source("d", 1), Kind::Failed, None, "empty file")
+    p.mirror(Change::Delete(&source("c", 2))).await.unwrap();
+    p.mirror(Change::Failed(&source("d", 1), "empty file"))
         .await
         .unwrap();
 

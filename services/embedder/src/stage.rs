@@ -89,7 +89,7 @@ impl Handler for EmbedStage {
             format!("{}: {}", source.path, g.reason)
         };
         self.publisher
-            .mirror_change(Change::Failed(source, &reason))
+            .mirror(Change::Failed(source, &reason))
             .await?;
         self.progress
             .finished(
@@ -120,7 +120,7 @@ impl EmbedStage {
         self.embed_document(&mut doc)
             .await
             .map_err(|e| to_handler_error(e).with_source(Some(&source)))?;
-        let label = match self.publisher.mirror_change(Change::Upsert(&doc)).await? {
+        let label = match self.publisher.mirror(Change::Upsert(&doc)).await? {
             Mirrored::Published => OutcomeLabel::EMBEDDED,
             Mirrored::Superseded { .. } | Mirrored::Duplicate => OutcomeLabel::SUPERSEDED,
         };

@@ -19,9 +19,9 @@ use kb_core::display::clean;
 use kb_core::failpoint::Flow;
 use kb_core::ids::content_hash;
 use kb_core::telemetry::ProcessingError;
-use kb_proto::{mirror_event::Kind, DeadLetter, SourceRef};
+use kb_proto::{DeadLetter, SourceRef};
 use kb_stream::progress::now_ms;
-use kb_stream::{DeadLetterKind, MirrorPublish};
+use kb_stream::{Change, DeadLetterKind, Mirrored};
 use std::time::Instant;
 
 /// Compare-and-set retries before a file is left for the next scan.
@@ -219,19 +219,22 @@ impl Scanner {
         &self,
         sid: &str,
         mut source: SourceRef,
-        kind: Kind,
-        error: &str,
+        failure: Option<&str>,
         mut reserved: FileState,
         mut revision: u64,
     ) -> Result<(FileState, u64), WatchError> {
         for _ in 0..CAS_ATTEMPTS {
-            match self.publisher.mirror(&source, kind, None, error).await? {
-                MirrorPublish::Published => return Ok((reserved, revision)),
+            let change = match failure {
+                Some(reason) => Change::Failed(&source, reason),
+                None => Change::Delete(&source),
+            };
+            match self.publisher.mirror(change).await? {
+                Mirrored::Published | Mirrored::Duplicate => return Ok((reserved, revision)),
                 // Only ours can be there under a version reserved for it: an earlier attempt.
-                MirrorPublish::Superseded { current } if current == source.version => {
+                Mirrored::Superseded { current } if current == source.version => {
                     return Ok((reserved, revision))
                 }
-                MirrorPublish::Superseded { current } => {
+                Mirrored::Superseded { current } => {
                     tracing::warn!(
                         source_id = sid,
                         state = source.version,
@@ -299,14 +302,7 @@ impl Scanner {
             size,
         };
         let (reserved, revision) = self
-            .publish_reserved(
-                sid,
-                source.clone(),
-                Kind::Failed,
-                &reason,
-                reserved,
-                revision,
-            )
+            .publish_reserved(sid, source.clone(), Some(&reason), reserved, revision)
             .await?;
         let version = reserved.version;
         self.publisher
@@ -402,7 +398,7 @@ impl Scanner {
                 size: 0,
             };
             let published = self
-                .publish_reserved(sid, tombstone, Kind::Delete, "", reserved, revision)
+                .publish_reserved(sid, tombstone, None, reserved, revision)
                 .await;
             let (reserved, revision) = match published {
                 Ok(r) => r,

@@ -5,8 +5,8 @@
 use kb_core::service::Context;
 use kb_graph::{GraphConfig, GraphStore};
 use kb_pg::PgStore;
-use kb_proto::{mirror_event::Kind, Chunk, Entity, Mention, ParsedDocument, Relation, SourceRef};
-use kb_store::{MirrorStore, SourceSummary};
+use kb_proto::{Chunk, Entity, Mention, ParsedDocument, Relation, SourceRef};
+use kb_store::{Change, MirrorStore, SourceSummary};
 use kb_stream::{Publisher, Topology};
 use kb_writer::WriterOptions;
 use std::time::{Duration, Instant};
@@ -190,10 +190,7 @@ pub fn document(id: &str, version: u64, chunks: u32, dimensions: usize) -> Parse
 }
 
 pub async fn publish(p: &Publisher, doc: &ParsedDocument) {
-    let source = doc.source.clone().unwrap();
-    p.mirror(&source, Kind::Upsert, Some(doc), "")
-        .await
-        .unwrap();
+    p.mirror(Change::Upsert(doc)).await.unwrap();
 }
 
 /// Polls `store` until `done` holds for its summaries.

@@ -5,15 +5,7 @@
 use kb_proto::{mirror_event::Kind, Chunk, Message, MirrorEvent, ParsedDocument, SourceRef};
 use kb_stream::{subjects, Change, Mirrored, Publisher};
 
-fn source(id: &str, version: u64) -> SourceRef {
-    SourceRef {
-        source_id: id.into(),
-        version,
-        origin: "test".into(),
-        path: format!("{id}.txt"),
-        ..Default::default()
-    }
-}
+use kb_testkit::source;
 
 fn doc(src: &SourceRef, text_len: usize) -> ParsedDocument {
     ParsedDocument {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use kb_core::service::Context;
+use kb_core::settings::EmbedProvider;
 use kb_core::telemetry::Health;
 use kb_core::Settings;
 use kb_embed::fake::{fake_vector, FakeConfig, FakeFlavor, FakeProvider, Fault};
@@ -19,7 +20,7 @@ const DIMS: usize = 8;
 fn settings(nats: &str, fake: &FakeProvider) -> Settings {
     let mut s = Settings::default();
     s.nats.url = nats.to_owned();
-    s.embedder.provider = "openai".into();
+    s.embedder.provider = EmbedProvider::Openai;
     s.embedder.model = "fake-embed".into();
     s.embedder.base_url = fake.base_url();
     s.embedder.dimensions = DIMS;
@@ -250,7 +251,7 @@ async fn a_dimension_mismatch_stops_the_start_with_a_clear_error() {
         .unwrap();
     // No broker needed: the probe runs first.
     let mut s = settings("nats://127.0.0.1:9", &fake);
-    s.embedder.provider = "ollama".into();
+    s.embedder.provider = EmbedProvider::Ollama;
     s.embedder.dimensions = 384;
     let (task, _shutdown) = start(s);
     let err = tokio::time::timeout(Duration::from_secs(20), task)
@@ -268,13 +269,13 @@ async fn a_dimension_mismatch_stops_the_start_with_a_clear_error() {
 #[test]
 fn settings_validation_knows_every_provider() {
     let mut s = Settings::default();
-    s.embedder.provider = "mistral".into();
+    s.embedder.provider = EmbedProvider::Mistral;
     let err = s
         .validate(&[kb_core::Component::Embedder])
         .unwrap_err()
         .to_string();
     assert!(err.contains("api_key"), "{err}");
-    s.embedder.provider = "openai".into();
+    s.embedder.provider = EmbedProvider::Openai;
     let err = s
         .validate(&[kb_core::Component::Embedder])
         .unwrap_err()
@@ -282,11 +283,11 @@ fn settings_validation_knows_every_provider() {
     assert!(err.contains("embedder.model"), "{err}");
     s.embedder.model = "text-embedding-3-small".into();
     s.validate(&[kb_core::Component::Embedder]).unwrap();
-    s.embedder.provider = "cohere".into();
-    let err = s
-        .validate(&[kb_core::Component::Embedder])
-        .unwrap_err()
-        .to_string();
+    // An unknown provider does not load at all.
+    let file = std::env::temp_dir().join(format!("kb-embedder-{}.toml", std::process::id()));
+    std::fs::write(&file, "[embedder]\nprovider = \"cohere\"\n").unwrap();
+    let err = Settings::load(Some(&file)).unwrap_err().to_string();
+    let _ = std::fs::remove_file(&file);
     assert!(err.contains("not known"), "{err}");
 }
 

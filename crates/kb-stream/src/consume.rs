@@ -135,14 +135,6 @@ impl Delivery {
     }
 }
 
-/// How a handled message ended (the form every handler returned before [`Done`]): the label
-/// goes to telemetry. The loop runs no tail for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    pub label: &'static str,
-    pub version: u64,
-}
-
 /// How a handled message ended, and the stage tail the loop runs for it: ack (confirmed by
 /// the server), then the progress record, then the deletion of the bodies in `discard` (only
 /// if the ack was confirmed), then telemetry.
@@ -176,12 +168,6 @@ impl Done {
     pub fn discarding(mut self, body: Option<Blob>) -> Self {
         self.discard.extend(body);
         self
-    }
-}
-
-impl From<Outcome> for Done {
-    fn from(o: Outcome) -> Self {
-        Done::new(OutcomeLabel::from_label(o.label), o.version)
     }
 }
 
@@ -273,21 +259,9 @@ pub struct GiveUp {
 
 #[async_trait::async_trait]
 pub trait Handler: Send + Sync + 'static {
-    /// Handles one message and says how it ended; the loop runs no stage tail for it. The
-    /// form handlers implemented before [`Handler::process`]: implement one of the two.
-    async fn handle(&self, delivery: &Delivery) -> Result<Outcome, HandlerError> {
-        let _ = delivery;
-        Err(HandlerError::permanent(
-            DeadLetterKind::Other("unimplemented".into()),
-            "the stage's handler implements neither handle nor process",
-        ))
-    }
-
-    /// Handles one message and says what the loop does after the ack ([`Done`]: progress,
-    /// bodies to delete). Defaults to [`Handler::handle`] with no tail.
-    async fn process(&self, delivery: &Delivery) -> Result<Done, HandlerError> {
-        self.handle(delivery).await.map(Done::from)
-    }
+    /// Handles one message and says how it ended; the loop then runs the stage tail ([`Done`]:
+    /// ack, progress, bodies to delete, telemetry). Handlers decode, work and return.
+    async fn process(&self, delivery: &Delivery) -> Result<Done, HandlerError>;
 
     /// Called once before the loop dead-letters a message (a permanent error, retries
     /// exhausted, a panic, a stage that died on it `crash_limit` times): the stage records the

@@ -17,9 +17,7 @@ pub mod topology;
 pub mod wire;
 
 pub use blob::Blobs;
-pub use consume::{
-    ConsumerSpec, Delivery, Done, GiveUp, Handler, HandlerError, LoopOptions, Outcome,
-};
+pub use consume::{ConsumerSpec, Delivery, Done, GiveUp, Handler, HandlerError, LoopOptions};
 pub use error::{StreamError, StreamErrorKind, Transience};
 /// The one change type from the stream to the stores: what [`Publisher::mirror`] publishes
 /// and a writer applies.

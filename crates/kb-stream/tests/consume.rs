@@ -3,7 +3,7 @@
 
 use kb_proto::{DeadLetter, Message};
 use kb_stream::consume::{
-    self, ConsumerSpec, Delivery, Done, GiveUp, Handler, HandlerError, LoopOptions, Outcome,
+    self, ConsumerSpec, Delivery, Done, GiveUp, Handler, HandlerError, LoopOptions,
 };
 use kb_stream::{subjects, Publisher};
 use kb_stream::{DeadLetterKind, OutcomeLabel};
@@ -21,7 +21,7 @@ struct Scripted {
 
 #[async_trait::async_trait]
 impl Handler for Scripted {
-    async fn handle(&self, d: &Delivery) -> Result<Outcome, HandlerError> {
+    async fn process(&self, d: &Delivery) -> Result<Done, HandlerError> {
         match d.source_id.as_str() {
             "broken" => Err(HandlerError::permanent(
                 kb_stream::DeadLetterKind::Decode,
@@ -38,10 +38,7 @@ impl Handler for Scripted {
             }
             _ => {
                 self.done.fetch_add(1, Ordering::SeqCst);
-                Ok(Outcome {
-                    label: "ok",
-                    version: 1,
-                })
+                Ok(Done::new(OutcomeLabel::Other("ok"), 1))
             }
         }
     }

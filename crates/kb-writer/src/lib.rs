@@ -36,15 +36,13 @@ pub use replay::{replay, ReplayError, ReplayEvent, ReplayFrom, ReplayOptions, Re
 use kb_core::failpoint::Flow;
 use kb_core::service::Context;
 use kb_core::settings::WriterSettings;
+use kb_proto::SourceRef;
 use kb_store::{Applied, Change, MirrorStore, StoreError, StoreErrorKind};
-use kb_stream::consume::{
-    self, ConsumerSpec, Delivery, Handler, HandlerError, HandlerErrorKind, Outcome,
-};
+use kb_stream::consume::{self, ConsumerSpec, Delivery, Done, GiveUp, Handler, HandlerError};
 use kb_stream::input;
 use kb_stream::progress::Progress;
 use kb_stream::{
-    subjects, DeadLetterKind, NatsTarget, OutcomeLabel, ProgressStatus, Publisher, StreamErrorKind,
-    Topology,
+    subjects, DeadLetterKind, NatsTarget, ProgressStatus, Publisher, StreamErrorKind, Topology,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -351,8 +349,8 @@ impl<S: MirrorStore + 'static> Writer<S> {
         .map_err(|e| e.with_source(change.source()))
     }
 
-    /// Decodes and applies one message.
-    async fn write(&self, d: &Delivery) -> Result<Outcome, HandlerError> {
+    /// Decodes and applies one message; the loop records its progress after the ack.
+    async fn write(&self, d: &Delivery) -> Result<Done, HandlerError> {
         let update = match input::decode_mirror(&d.payload, self.publisher.blobs()).await {
             Ok(u) => u,
             Err(e) if e.kind == StreamErrorKind::NotFound => {
@@ -368,10 +366,7 @@ impl<S: MirrorStore + 'static> Writer<S> {
                     .await
                     .map_err(HandlerError::from)?;
                 if current > version {
-                    return Ok(Outcome {
-                        label: ProgressStatus::Stale.as_str(),
-                        version,
-                    });
+                    return Ok(Done::new(ProgressStatus::Stale, version));
                 }
                 return Err(HandlerError::from(e).with_source(source.as_ref()));
             }
@@ -394,38 +389,27 @@ impl<S: MirrorStore + 'static> Writer<S> {
             Applied::Stale { .. } => ProgressStatus::Stale,
         };
         // Progress is advisory (it feeds `kb ingest`/`kb status`); the store is the truth.
-        self.progress
-            .finished(
-                self.stage,
-                source,
-                status,
-                update.failure().map(str::to_owned),
-            )
-            .await;
-        Ok(Outcome {
-            label: OutcomeLabel::from(status).as_str(),
-            version: source.version,
+        Ok(Done {
+            progress: Some((source.clone(), update.failure().map(str::to_owned))),
+            ..Done::new(status, source.version)
         })
     }
 
-    /// What the writer does before a message of `d` is dead-lettered (`error_kind`, `reason`):
-    /// it marks the source failed at that version in its own store and records progress
-    /// `failed`, so the failure shows in this store and `kb ingest` ends. Best effort and
-    /// bounded (one apply within the store's deadline): the dead letter keeps the message
+    /// What the writer does before a version of `source` is dead-lettered (`error_kind`,
+    /// `reason`): it marks the source failed at that version in its own store and records
+    /// progress `failed`, so the failure shows in this store and `kb ingest` ends. Best effort
+    /// and bounded (one apply within the store's deadline): the dead letter keeps the message
     /// either way. Idempotent.
     ///
-    /// [`Handler::handle`] calls it for the permanent errors the writer returns; a consume
-    /// loop that gives up on its own (a panic, a process that died on the document) calls it
-    /// through its give-up hook.
-    pub async fn give_up(&self, d: &Delivery, error_kind: &DeadLetterKind, reason: &str) {
-        let Some(source) = d
-            .source()
-            .filter(|s| !s.source_id.is_empty() && s.version > 0)
-        else {
+    /// The consume loop calls it (through [`Handler::on_give_up`]) for every give-up: a
+    /// permanent error the writer returned, and the ones the loop decides on its own (a
+    /// panic, retries exhausted, a writer that died on the document `crash_limit` times).
+    pub async fn give_up(&self, source: &SourceRef, error_kind: &DeadLetterKind, reason: &str) {
+        if source.source_id.is_empty() || source.version == 0 {
             return;
-        };
+        }
         let why = format!("{} gave up ({error_kind}): {reason}", self.stage);
-        let mark = Change::Failed(&source, &why);
+        let mark = Change::Failed(source, &why);
         let limit = self
             .store
             .apply_deadline(&mark)
@@ -453,25 +437,23 @@ impl<S: MirrorStore + 'static> Writer<S> {
             ),
         }
         self.progress
-            .finished(self.stage, &source, ProgressStatus::Failed, Some(why))
+            .finished(self.stage, source, ProgressStatus::Failed, Some(why))
             .await;
     }
 }
 
 #[async_trait::async_trait]
 impl<S: MirrorStore + 'static> Handler for Writer<S> {
-    async fn handle(&self, d: &Delivery) -> Result<Outcome, HandlerError> {
-        let result = self.write(d).await;
-        if let Err(HandlerError {
-            kind: HandlerErrorKind::Permanent { error_kind },
-            reason,
-            ..
-        }) = &result
-        {
-            // Every permanent error is dead-lettered by the consume loop.
-            self.give_up(d, error_kind, reason).await;
+    async fn process(&self, d: &Delivery) -> Result<Done, HandlerError> {
+        self.write(d).await
+    }
+
+    /// Every give-up, whoever decided it, marks the version failed here first.
+    async fn on_give_up(&self, _d: &Delivery, g: &GiveUp) -> Result<(), HandlerError> {
+        if let Some(source) = &g.source {
+            self.give_up(source, &g.kind, &g.reason).await;
         }
-        result
+        Ok(())
     }
 }
 

@@ -196,6 +196,73 @@ async fn a_document_that_always_times_out_is_dead_lettered_and_the_next_one_is_w
     task.await.unwrap().unwrap();
 }
 
+/// A document the writer keeps dying on (the failpoint drops the delivery unanswered, as a
+/// process killed mid-apply would) is given up by the consume loop itself, as `crashed`, after
+/// `writer.crash_limit` deaths: the writer still marks it failed in its store and records
+/// progress `failed` at that version, so `kb ingest` ends; the next document is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_the_writer_keeps_dying_on_is_recorded_failed_after_crash_limit() {
+    let _fp = FailGuard::new();
+    failpoint::set("consume.handle", "4*skip@doomed").unwrap();
+    let env = env().await;
+    let (pg, _) = fresh_pg(DIMS).await;
+    let options = WriterOptions {
+        ack_wait: Duration::from_secs(1),
+        crash_limit: 3,
+        ..WriterOptions::new(1)
+    };
+    let (stop, task) = spawn_writer(Stage::PgWriter, pg.clone(), env.nats.url(), options);
+    publish(&env.publisher, &document("doomed", 1, 2, DIMS)).await;
+    publish(&env.publisher, &document("fine", 1, 2, DIMS)).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let dl = loop {
+        let dl = dead_letters(&env.topo).await;
+        if !dl.is_empty() {
+            break dl;
+        }
+        assert!(Instant::now() < deadline, "no dead letter");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (dl[0].stage.as_str(), dl[0].error_kind.as_str()),
+        ("pg-writer", "crashed")
+    );
+    let progress = Progress::new(env.topo.progress.clone());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let recorded = loop {
+        match progress.get(Stage::PgWriter, "doomed").await.unwrap() {
+            Some(rec) => break Some(rec),
+            None if Instant::now() >= deadline => break None,
+            None => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    let recorded = recorded.expect("no progress recorded for the document given up");
+    assert_eq!((recorded.version, recorded.status.as_str()), (1, "failed"));
+    assert!(
+        recorded.error.unwrap_or_default().contains("crashed"),
+        "the reason names the give-up"
+    );
+    wait_for(
+        &pg,
+        "doomed failed and fine written",
+        Duration::from_secs(30),
+        |s| {
+            s.len() == 2
+                && s.iter().all(|s| {
+                    s.status
+                        == if s.source_id == "doomed" {
+                            "failed"
+                        } else {
+                            "ok"
+                        }
+                })
+        },
+    )
+    .await;
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
+
 /// Postgres that refuses one source's upserts as it would refuse a malformed document.
 struct Rejecting {
     inner: PgStore,

@@ -1,6 +1,7 @@
 //! Opening the stores from settings, the same way the writers do.
 
 use kb_core::{Component, Settings};
+use kb_stream::Stage;
 
 pub async fn postgres(settings: &Settings) -> anyhow::Result<kb_pg::PgStore> {
     postgres_with(settings, 4).await
@@ -40,14 +41,14 @@ pub async fn graph_with(
     Ok(kb_graph::GraphStore::from_settings(&n).await?)
 }
 
-/// The writers that are switched on, by consumer name.
-pub fn enabled_writers(settings: &Settings) -> Vec<&'static str> {
+/// The writers that are switched on.
+pub fn enabled_writers(settings: &Settings) -> Vec<Stage> {
     let mut w = Vec::new();
     if settings.postgres.enabled {
-        w.push(kb_stream::subjects::PG_WRITER);
+        w.push(Stage::PgWriter);
     }
     if settings.neo4j.enabled {
-        w.push(kb_stream::subjects::GRAPH_WRITER);
+        w.push(Stage::GraphWriter);
     }
     w
 }

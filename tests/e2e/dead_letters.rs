@@ -7,7 +7,7 @@ mod writers;
 
 use kb_e2e::Pipeline;
 use kb_proto::{blob::Location, mirror_event::Kind, Blob, Message, MirrorEvent};
-use kb_store::MirrorStore;
+use kb_store::{Change, MirrorStore};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use writers::*;
@@ -157,9 +157,7 @@ async fn dead_letters_are_listed_shown_and_retried_after_a_fix() -> anyhow::Resu
         .collect();
     assert_eq!(moved.len(), 2);
     let v2 = document("moved", 2, 2);
-    js.publisher
-        .mirror(&source("moved", 2), Kind::Upsert, Some(&v2), "")
-        .await?;
+    js.publisher.mirror(Change::Upsert(&v2)).await?;
     p.wait_for("moved v2", WAIT, |s| {
         s.iter().any(|x| x.source_id == "moved" && x.version == 2)
     })
@@ -262,7 +260,7 @@ async fn a_parser_dead_letter_retried_after_raising_a_limit_is_parsed_and_ok_in_
     let deadline = Instant::now() + WAIT;
     let mut consumed_at = None;
     let parsed = loop {
-        let rec = progress.get("parser", &sid).await?;
+        let rec = progress.get(kb_stream::Stage::Parser, &sid).await?;
         if let Some(rec) = rec
             .as_ref()
             .filter(|r| r.status == "parsed" && r.version > v1)

@@ -18,7 +18,7 @@ use corpus::Corpus;
 use expect::Expected;
 use kb_e2e::{write_atomic, Pipeline};
 use kb_store::MirrorStore;
-use kb_stream::subjects;
+use kb_stream::{subjects, Stage};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -66,10 +66,10 @@ async fn backlog(p: &Pipeline) -> anyhow::Result<Vec<(&'static str, u64, usize)>
     let js = jetstream(p).await?;
     let mut out = Vec::new();
     for (stream, consumer) in [
-        (subjects::SOURCE_STREAM, subjects::PARSER),
-        (subjects::PARSED_STREAM, subjects::EMBEDDER),
-        (subjects::MIRROR_STREAM, subjects::PG_WRITER),
-        (subjects::MIRROR_STREAM, subjects::GRAPH_WRITER),
+        (subjects::SOURCE_STREAM, Stage::Parser.as_str()),
+        (subjects::PARSED_STREAM, Stage::Embedder.as_str()),
+        (subjects::MIRROR_STREAM, Stage::PgWriter.as_str()),
+        (subjects::MIRROR_STREAM, Stage::GraphWriter.as_str()),
     ] {
         let s = js.get_stream(stream).await?;
         let info = s.consumer_info(consumer).await?;

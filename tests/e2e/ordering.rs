@@ -6,8 +6,7 @@
 mod writers;
 
 use kb_e2e::Pipeline;
-use kb_proto::mirror_event::Kind;
-use kb_store::{MirrorStore, SourceSummary};
+use kb_store::{Change, MirrorStore, SourceSummary};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use writers::*;
@@ -139,14 +138,10 @@ async fn concurrent_out_of_order_publishers_converge_in_both_stores() -> anyhow:
             for (id, v) in part {
                 let s: usize = id[3..].parse()?;
                 if v == VERSIONS && deleted(s) {
-                    publisher
-                        .mirror(&source(&id, v), Kind::Delete, None, "")
-                        .await?;
+                    publisher.mirror(Change::Delete(&source(&id, v))).await?;
                 } else {
                     let doc = document(&id, v, 1 + (v as u32 % 3));
-                    publisher
-                        .mirror(&source(&id, v), Kind::Upsert, Some(&doc), "")
-                        .await?;
+                    publisher.mirror(Change::Upsert(&doc)).await?;
                 }
             }
             anyhow::Ok(())

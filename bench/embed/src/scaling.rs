@@ -9,7 +9,7 @@ use anyhow::Context;
 use kb_core::{Component, Settings};
 use kb_embed::fake::{FakeConfig, FakeFlavor, FakeProvider};
 use kb_proto::ParsedDocument;
-use kb_stream::{subjects, Publisher};
+use kb_stream::{Publisher, Stage};
 
 use crate::corpus::Corpus;
 
@@ -180,7 +180,7 @@ async fn run(
     // Start the clock only once every worker is pulling, so start-up is not counted.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        if let Ok(ci) = topo.parsed.consumer_info(subjects::EMBEDDER).await {
+        if let Ok(ci) = topo.parsed.consumer_info(Stage::Embedder.as_str()).await {
             if ci.num_waiting >= workers {
                 break;
             }

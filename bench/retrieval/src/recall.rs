@@ -126,7 +126,7 @@ pub fn mrr(ranks: &[Option<usize>], k: usize) -> f64 {
 
 pub async fn evaluate(ingested: &Ingested, transcripts: &[Transcript]) -> anyhow::Result<Report> {
     let settings = Settings::load(None)?;
-    let embedder = kb_embedder::load_embedder(&settings)?;
+    let embedder = kb_embed::load_embedder(&settings)?;
     let all: Vec<String> = ingested.source_ids.values().cloned().collect();
     let mut meetings = Vec::new();
     for t in transcripts {

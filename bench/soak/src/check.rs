@@ -5,7 +5,7 @@ use futures::TryStreamExt;
 use kb_graph::GraphStore;
 use kb_pg::PgStore;
 use kb_store::{MirrorStore, SourceSummary};
-use kb_stream::subjects;
+use kb_stream::{subjects, Stage};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -93,10 +93,10 @@ pub async fn settle(
     loop {
         let mut problems = Vec::new();
         for (stream, consumer) in [
-            (subjects::SOURCE_STREAM, subjects::PARSER),
-            (subjects::PARSED_STREAM, subjects::EMBEDDER),
-            (subjects::MIRROR_STREAM, subjects::PG_WRITER),
-            (subjects::MIRROR_STREAM, subjects::GRAPH_WRITER),
+            (subjects::SOURCE_STREAM, Stage::Parser.as_str()),
+            (subjects::PARSED_STREAM, Stage::Embedder.as_str()),
+            (subjects::MIRROR_STREAM, Stage::PgWriter.as_str()),
+            (subjects::MIRROR_STREAM, Stage::GraphWriter.as_str()),
         ] {
             let info = js.get_stream(stream).await?.consumer_info(consumer).await?;
             if info.num_pending > 0 || info.num_ack_pending > 0 {

@@ -5,7 +5,7 @@ use futures::TryStreamExt;
 use kb_core::service::Context;
 use kb_graph::GraphConfig;
 use kb_pg::PgStore;
-use kb_proto::{mirror_event::Kind, ParsedDocument};
+use kb_proto::ParsedDocument;
 use kb_store::{Change, MirrorStore, StoreCounts};
 use kb_stream::{Publisher, Topology};
 use kb_writer::WriterOptions;
@@ -42,10 +42,7 @@ impl Stream {
         let started = Instant::now();
         futures::stream::iter(docs.iter().map(Ok))
             .try_for_each_concurrent(8, |doc| async move {
-                let source = doc.source.clone().unwrap_or_default();
-                self.publisher
-                    .mirror(&source, Kind::Upsert, Some(doc), "")
-                    .await?;
+                self.publisher.mirror(Change::Upsert(doc)).await?;
                 anyhow::Ok(())
             })
             .await?;
@@ -62,7 +59,7 @@ impl Stream {
 
 /// A writer service in this process, as `kb-pg-writer` / `kb-graph-writer` run it.
 fn spawn_writer<S: MirrorStore + 'static>(
-    stage: &'static str,
+    stage: kb_stream::Stage,
     store: S,
     url: &str,
     options: WriterOptions,
@@ -72,7 +69,7 @@ fn spawn_writer<S: MirrorStore + 'static>(
 ) {
     let shutdown = CancellationToken::new();
     let ctx = Context {
-        name: stage,
+        name: stage.as_str(),
         shutdown: shutdown.clone(),
         health: Default::default(),
     };
@@ -108,7 +105,7 @@ pub async fn pg_writer(
     let store = prepare_pg(url, dims).await?;
     let started = Instant::now();
     let (stop, task) = spawn_writer(
-        "pg-writer",
+        kb_stream::Stage::PgWriter,
         store.clone(),
         &stream.url,
         WriterOptions::new(4),
@@ -177,7 +174,7 @@ pub async fn graph_writer(
     store.prepare().await?;
     let started = Instant::now();
     let (stop, task) = spawn_writer(
-        "graph-writer",
+        kb_stream::Stage::GraphWriter,
         store.clone(),
         &stream.url,
         WriterOptions::new(1),

@@ -27,7 +27,7 @@ use kb_core::{Component, Settings};
 use kb_proto::{
     Blob, DeadLetter, Message, MirrorEvent, ParsedDocument, ParsedEvent, SourceEvent, SourceRef,
 };
-use kb_stream::{subjects, Header, Publisher, Topology};
+use kb_stream::{subjects, DeadLetterKind, Header, Publisher, Topology};
 use kb_watcher::drive::{DriveFileState, DriveStore};
 use kb_watcher::state::{FileState, WatchState};
 use kb_watcher::WatchErrorKind;
@@ -106,11 +106,33 @@ struct MirrorSummary {
     error: String,
 }
 
+/// How the retry of one dead letter ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum RetryOutcome {
+    /// The original (or a new version of a stage's input) is back in its stream.
+    Republished,
+    /// The source moved on; nothing sent.
+    Superseded,
+    NotFound,
+    Error,
+}
+
+impl std::fmt::Display for RetryOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RetryOutcome::Republished => "republished",
+            RetryOutcome::Superseded => "superseded",
+            RetryOutcome::NotFound => "not_found",
+            RetryOutcome::Error => "error",
+        })
+    }
+}
+
 #[derive(Serialize)]
 struct Retried {
     id: u64,
-    /// `republished`, `superseded` (the source moved on; nothing sent), `not_found` or `error`.
-    outcome: &'static str,
+    outcome: RetryOutcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     subject: Option<String>,
     /// The version sent: a stage's input is sent as a new version of the same content.
@@ -191,9 +213,12 @@ pub async fn run(settings: &Settings, action: Action) -> anyhow::Result<ExitCode
                     }
                 }
             }
-            let ok = results
-                .iter()
-                .all(|r| matches!(r.outcome, "republished" | "superseded"));
+            let ok = results.iter().all(|r| {
+                matches!(
+                    r.outcome,
+                    RetryOutcome::Republished | RetryOutcome::Superseded
+                )
+            });
             Ok(if ok {
                 ExitCode::SUCCESS
             } else {
@@ -239,7 +264,7 @@ fn decode(payload: &[u8], subject: &str) -> DeadLetter {
         let stage = subject.split('.').nth(3).unwrap_or_default().to_string();
         DeadLetter {
             stage,
-            error_kind: "unreadable_dead_letter".to_string(),
+            error_kind: DeadLetterKind::UnreadableDeadLetter.as_str().to_string(),
             reason: format!("the dead letter itself does not decode: {e}"),
             ..Default::default()
         }
@@ -421,30 +446,32 @@ type Sent = std::collections::HashSet<(String, Vec<u8>)>;
 async fn retry(topo: &Topology, publisher: &Publisher, id: u64, sent: &mut Sent) -> Retried {
     let result = async {
         let Some(dl) = read_one(&topo.dlq, id).await? else {
-            return Ok::<_, anyhow::Error>(("not_found", None, None));
+            return Ok::<_, anyhow::Error>((RetryOutcome::NotFound, None, None));
         };
-        if dl.original_subject.is_empty() || dl.error_kind == "unreadable_dead_letter" {
+        if dl.original_subject.is_empty()
+            || DeadLetterKind::read(&dl.error_kind) == DeadLetterKind::UnreadableDeadLetter
+        {
             anyhow::bail!("the dead letter has no original message to send");
         }
         let subject = dl.original_subject.clone();
         let key = (subject.clone(), dl.original_payload.clone());
         let (outcome, version) = if sent.contains(&key) {
-            ("republished", None)
+            (RetryOutcome::Republished, None)
         } else if subject.starts_with("kb.v1.mirror.") {
             (republish_mirror(topo, &dl, id).await?, None)
         } else if subject.starts_with("kb.v1.source.") || subject.starts_with("kb.v1.parsed.") {
             match reissue(topo, publisher, &dl).await? {
-                Some(v) => ("republished", Some(v)),
-                None => ("superseded", None),
+                Some(v) => (RetryOutcome::Republished, Some(v)),
+                None => (RetryOutcome::Superseded, None),
             }
         } else {
             let msg = PublishMessage::build()
                 .payload(dl.original_payload.clone().into())
                 .headers(retry_headers(&dl, id));
             topo.js.send_publish(subject.clone(), msg).await?.await?;
-            ("republished", None)
+            (RetryOutcome::Republished, None)
         };
-        if outcome == "republished" {
+        if outcome == RetryOutcome::Republished {
             sent.insert(key);
         }
         // Only once the original is safely back (or obsolete) does the dead letter go.
@@ -462,7 +489,7 @@ async fn retry(topo: &Topology, publisher: &Publisher, id: u64, sent: &mut Sent)
         },
         Err(e) => Retried {
             id,
-            outcome: "error",
+            outcome: RetryOutcome::Error,
             subject: None,
             version: None,
             error: Some(format!("{e:#}")),
@@ -624,7 +651,7 @@ async fn reserve_version(
 /// The version a mirror message carries (header first, then the payload), 0 if none.
 fn mirror_version(headers: Option<&HeaderMap>, payload: &[u8]) -> u64 {
     headers
-        .and_then(|h| h.get(subjects::HEADER_VERSION))
+        .and_then(|h| h.get(Header::Version.as_str()))
         .and_then(|v| v.as_str().parse().ok())
         .or_else(|| {
             MirrorEvent::decode(payload)
@@ -641,11 +668,11 @@ async fn republish_mirror(
     topo: &Topology,
     dl: &DeadLetter,
     id: u64,
-) -> anyhow::Result<&'static str> {
+) -> anyhow::Result<RetryOutcome> {
     // An undecodable message still carries the version header it was published with.
     let header_version = dl.original_headers.iter().find_map(|line| {
         let (name, value) = line.split_once(": ")?;
-        name.eq_ignore_ascii_case(subjects::HEADER_VERSION)
+        name.eq_ignore_ascii_case(Header::Version.as_str())
             .then(|| value.parse::<u64>().ok())
             .flatten()
     });
@@ -668,7 +695,7 @@ async fn republish_mirror(
         };
         if let Some((_, current)) = head {
             if current > ours {
-                return Ok("superseded");
+                return Ok(RetryOutcome::Superseded);
             }
         }
         let msg = PublishMessage::build()
@@ -681,7 +708,7 @@ async fn republish_mirror(
             .await?
             .await
         {
-            Ok(_) => return Ok("republished"),
+            Ok(_) => return Ok(RetryOutcome::Republished),
             Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => continue,
             Err(e) => return Err(e.into()),
         }
@@ -804,9 +831,7 @@ mod tests {
             .get_last_raw_message_by_subject(&subjects::parsed("p1"))
             .await?;
         let source = doc.source.clone().expect("source");
-        publisher
-            .mirror_change(Change::Failed(&source, "refused"))
-            .await?;
+        publisher.mirror(Change::Failed(&source, "refused")).await?;
         let dl = DeadLetter {
             stage: "embedder".into(),
             error_kind: "embedding_failed".into(),
@@ -837,7 +862,7 @@ mod tests {
             version: 3,
             ..source.clone()
         };
-        publisher.mirror_change(Change::Delete(&v3)).await?;
+        publisher.mirror(Change::Delete(&v3)).await?;
         assert_eq!(reissue(&topo, &publisher, &dl).await?, None);
         // Still obsolete once the deletion is forgotten (kb_stream::retention): the head is
         // gone, but the version floor remembers how far the source went.

@@ -7,7 +7,7 @@ use crate::stores::enabled_writers;
 use indicatif::{ProgressBar, ProgressStyle};
 use kb_core::settings::DriveSettings;
 use kb_core::{Component, ConfigError, Settings};
-use kb_stream::{Progress, Publisher};
+use kb_stream::{Progress, ProgressStatus, Publisher};
 use kb_watcher::{DriveSource, FileOutcome, Published, Scanner};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -19,17 +19,38 @@ use std::time::{Duration, Instant};
 const ORIGIN_NAME: &str = "cli";
 const ORIGIN: &str = "file";
 
+/// How one file ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum FileStatus {
+    /// Every enabled writer applied the version.
+    Ok,
+    /// A writer recorded it as failed (or it got no version at all).
+    Failed,
+    /// Not every writer recorded it within the timeout.
+    Timeout,
+}
+
+impl FileStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            FileStatus::Ok => "ok",
+            FileStatus::Failed => "failed",
+            FileStatus::Timeout => "timeout",
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct FileReport {
     path: String,
     source_id: String,
     version: u64,
-    /// "ok", "failed" or "timeout".
-    status: String,
+    status: FileStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
     /// Per writer: what it recorded for this version ("written", "failed", ...), if anything.
-    writers: BTreeMap<String, String>,
+    writers: BTreeMap<String, ProgressStatus>,
 }
 
 #[derive(Serialize)]
@@ -144,7 +165,7 @@ pub async fn run(
                     path: f.path,
                     source_id: String::new(),
                     version: 0,
-                    status: "failed".into(),
+                    status: FileStatus::Failed,
                     error: Some(f.reason),
                     writers: BTreeMap::new(),
                 }),
@@ -167,21 +188,25 @@ pub async fn run(
             }
             let mut seen = BTreeMap::new();
             for w in &writers {
-                if let Some(rec) = progress.get(w, &p.source_id).await? {
+                if let Some(rec) = progress.get(*w, &p.source_id).await? {
                     if rec.version >= p.version {
-                        seen.insert(w.to_string(), (rec.status.clone(), rec.error.clone()));
+                        seen.insert(w.as_str().to_string(), (rec.status, rec.error.clone()));
                     }
                 }
             }
             if seen.len() == writers.len() {
-                let error = seen
-                    .values()
-                    .find_map(|(s, e)| (s == "failed").then(|| e.clone().unwrap_or_default()));
+                let error = seen.values().find_map(|(s, e)| {
+                    (*s == ProgressStatus::Failed).then(|| e.clone().unwrap_or_default())
+                });
                 reports[i] = Some(FileReport {
                     path: p.path.clone(),
                     source_id: p.source_id.clone(),
                     version: p.version,
-                    status: if error.is_some() { "failed" } else { "ok" }.into(),
+                    status: if error.is_some() {
+                        FileStatus::Failed
+                    } else {
+                        FileStatus::Ok
+                    },
                     error,
                     writers: seen.into_iter().map(|(k, (s, _))| (k, s)).collect(),
                 });
@@ -203,7 +228,7 @@ pub async fn run(
                 path: p.path,
                 source_id: p.source_id,
                 version: p.version,
-                status: "timeout".into(),
+                status: FileStatus::Timeout,
                 error: publish_error.or(Some(format!(
                     "not applied by every writer within {timeout}s"
                 ))),
@@ -212,20 +237,20 @@ pub async fn run(
         })
         .chain(unpublished)
         .collect();
-    let count = |s: &str| files.iter().filter(|f| f.status == s).count();
+    let count = |s: FileStatus| files.iter().filter(|f| f.status == s).count();
     let report = Report {
-        ok: count("ok"),
-        failed: count("failed"),
-        timed_out: count("timeout"),
+        ok: count(FileStatus::Ok),
+        failed: count(FileStatus::Failed),
+        timed_out: count(FileStatus::Timeout),
         files,
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        for f in report.files.iter().filter(|f| f.status != "ok") {
+        for f in report.files.iter().filter(|f| f.status != FileStatus::Ok) {
             println!(
                 "{:8} {}  {}",
-                f.status.to_uppercase(),
+                f.status.as_str().to_uppercase(),
                 kb_core::display::clean(&f.path),
                 kb_core::display::clean(f.error.as_deref().unwrap_or(""))
             );
@@ -234,7 +259,11 @@ pub async fn run(
             "{} file(s): {} applied to {}, {} failed, {} timed out",
             report.files.len(),
             report.ok,
-            writers.join(" and "),
+            writers
+                .iter()
+                .map(|w| w.as_str())
+                .collect::<Vec<_>>()
+                .join(" and "),
             report.failed,
             report.timed_out
         );

@@ -5,7 +5,7 @@ use futures::TryStreamExt;
 use kb_core::display::clean;
 use kb_core::{Component, Settings};
 use kb_store::{MirrorStore, StoreCounts};
-use kb_stream::subjects;
+use kb_stream::{subjects, Stage};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -100,12 +100,9 @@ pub async fn run(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
     let mut streams = Vec::new();
     let mut consumers = Vec::new();
     for (stream, names) in [
-        (&topo.source, vec![subjects::PARSER]),
-        (&topo.parsed, vec![subjects::EMBEDDER]),
-        (
-            &topo.mirror,
-            vec![subjects::PG_WRITER, subjects::GRAPH_WRITER],
-        ),
+        (&topo.source, vec![Stage::Parser]),
+        (&topo.parsed, vec![Stage::Embedder]),
+        (&topo.mirror, Stage::WRITERS.to_vec()),
         (&topo.dlq, vec![]),
     ] {
         let info = stream.get_info().await?;
@@ -116,7 +113,7 @@ pub async fn run(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
         });
         for name in names {
             // A consumer that never ran yet has no durable state: report it as holding everything.
-            match stream.consumer_info(name).await {
+            match stream.consumer_info(name.as_str()).await {
                 Ok(ci) => consumers.push(ConsumerStatus {
                     stream: info.config.name.clone(),
                     name: name.to_string(),
@@ -343,9 +340,7 @@ mod tests {
         for i in 0..64 {
             let mut d = kb_testkit::document(&format!("s{i}"), 1, 1, 0);
             d.title = "x".repeat(32 * 1024);
-            let source = d.source.clone().unwrap_or_default();
-            let upsert = kb_proto::mirror_event::Kind::Upsert;
-            if let Err(e) = p.mirror(&source, upsert, Some(&d), "").await {
+            if let Err(e) = p.mirror(kb_stream::Change::Upsert(&d)).await {
                 assert_eq!(e.kind, kb_stream::StreamErrorKind::Full, "{e}");
                 full = true;
                 break;

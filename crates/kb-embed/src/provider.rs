@@ -7,7 +7,7 @@ use crate::{
     resolve_api_key, DispatchConfig, EmbedError, Embedder, LocalModel, LocalModelConfig,
     RemoteConfig, RemoteEmbedder, RemoteKind,
 };
-use kb_core::settings::EmbedderSettings;
+use kb_core::settings::{EmbedProvider, EmbedderSettings};
 use kb_core::Settings;
 
 /// The configured provider, bare (no batching, retries or cache): what `kb search` uses for
@@ -18,7 +18,7 @@ pub fn load_embedder(settings: &Settings) -> Result<Arc<dyn Embedder>, EmbedErro
 }
 
 fn provider(e: &EmbedderSettings) -> Result<Arc<dyn Embedder>, EmbedError> {
-    if e.provider == "local" {
+    if e.provider == EmbedProvider::Local {
         let model = LocalModel::load(&LocalModelConfig {
             model_dir: e.model_dir.clone(),
             onnxruntime_lib: e.onnxruntime_lib.clone(),
@@ -32,12 +32,16 @@ fn provider(e: &EmbedderSettings) -> Result<Arc<dyn Embedder>, EmbedError> {
 
 /// The remote provider's configuration from the settings (defaults filled in).
 pub fn remote_config(e: &EmbedderSettings) -> Result<RemoteConfig, EmbedError> {
-    let kind = RemoteKind::parse(&e.provider).ok_or_else(|| {
-        EmbedError::config(format!(
-            "embedder.provider {:?} is not known (known: local, mistral, openai, ollama)",
-            e.provider
-        ))
-    })?;
+    let kind = match e.provider {
+        EmbedProvider::Mistral => RemoteKind::Mistral,
+        EmbedProvider::Openai => RemoteKind::OpenAi,
+        EmbedProvider::Ollama => RemoteKind::Ollama,
+        EmbedProvider::Local => {
+            return Err(EmbedError::config(
+                "embedder.provider local is the offline model, not a remote service",
+            ))
+        }
+    };
     let model = match e.model.trim() {
         "" => kind.default_model().unwrap_or_default(),
         m => m,
@@ -62,7 +66,7 @@ pub fn remote_config(e: &EmbedderSettings) -> Result<RemoteConfig, EmbedError> {
 /// time (its threads already use every core), so it gets one request in flight.
 pub fn dispatch_config(e: &EmbedderSettings) -> DispatchConfig {
     DispatchConfig {
-        max_in_flight: if e.provider == "local" {
+        max_in_flight: if e.provider == EmbedProvider::Local {
             1
         } else {
             e.max_in_flight.max(1)
@@ -84,7 +88,7 @@ mod tests {
         let key_file = dir.join("mistral.key");
         std::fs::write(&key_file, "sk-test\n").unwrap();
         let e = EmbedderSettings {
-            provider: "mistral".into(),
+            provider: EmbedProvider::Mistral,
             dimensions: 1024,
             api_key_file: Some(key_file),
             ..EmbedderSettings::default()
@@ -103,7 +107,7 @@ mod tests {
     #[test]
     fn overrides_apply_and_local_runs_one_request_at_a_time() {
         let e = EmbedderSettings {
-            provider: "openai".into(),
+            provider: EmbedProvider::Openai,
             model: "text-embedding-3-small".into(),
             base_url: "http://127.0.0.1:8000/v1".into(),
             api_key: Secret::new("k"),

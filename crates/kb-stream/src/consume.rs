@@ -22,7 +22,7 @@ use crate::journal::{self, Journal, Start};
 use crate::progress::{now_ms, Progress};
 use crate::publish::{dead_letter_id_for, Publisher};
 use crate::subjects;
-use crate::wire::{DeadLetterKind, Header, OutcomeLabel};
+use crate::wire::{DeadLetterKind, Header, OutcomeLabel, Stage};
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
 use async_nats::jetstream::message::AckKind;
 use async_nats::jetstream::stream::Stream as JsStream;
@@ -44,8 +44,8 @@ pub const DEFAULT_CRASH_LIMIT: u32 = 3;
 /// How a stage consumes: durable name, retry policy and parallelism. Explicit on every consumer.
 #[derive(Debug, Clone)]
 pub struct ConsumerSpec {
-    /// Telemetry label and durable consumer name, e.g. "parser".
-    pub stage: &'static str,
+    /// Telemetry label and durable consumer name.
+    pub stage: Stage,
     pub filter_subject: String,
     pub ack_wait: Duration,
     /// Deliveries after which a transient failure is given up (`retries_exhausted`); -1 (or
@@ -65,7 +65,7 @@ impl ConsumerSpec {
     /// drops the message silently, and the crash on its last delivery with it.
     pub fn config(&self) -> pull::Config {
         pull::Config {
-            durable_name: Some(self.stage.to_string()),
+            durable_name: Some(self.stage.as_str().to_string()),
             description: Some(format!("kb-mirror {}", self.stage)),
             deliver_policy: DeliverPolicy::All,
             ack_policy: AckPolicy::Explicit,
@@ -135,14 +135,6 @@ impl Delivery {
     }
 }
 
-/// How a handled message ended (the form every handler returned before [`Done`]): the label
-/// goes to telemetry. The loop runs no tail for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    pub label: &'static str,
-    pub version: u64,
-}
-
 /// How a handled message ended, and the stage tail the loop runs for it: ack (confirmed by
 /// the server), then the progress record, then the deletion of the bodies in `discard` (only
 /// if the ack was confirmed), then telemetry.
@@ -179,18 +171,12 @@ impl Done {
     }
 }
 
-impl From<Outcome> for Done {
-    fn from(o: Outcome) -> Self {
-        Done::new(OutcomeLabel::from_label(o.label), o.version)
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HandlerErrorKind {
     /// Try again later, after `retry_after` if given (e.g. a store is down).
     Transient { retry_after: Option<Duration> },
-    /// Never retry; dead-letter with this machine-readable kind (a [`DeadLetterKind`]'s name).
-    Permanent { error_kind: String },
+    /// Never retry; dead-letter with this kind.
+    Permanent { error_kind: DeadLetterKind },
 }
 
 #[derive(Debug, Clone)]
@@ -208,12 +194,9 @@ impl HandlerError {
             source: None,
         }
     }
-    /// `error_kind` is a [`DeadLetterKind`] or its name.
-    pub fn permanent(error_kind: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub fn permanent(error_kind: DeadLetterKind, reason: impl Into<String>) -> Self {
         Self {
-            kind: HandlerErrorKind::Permanent {
-                error_kind: error_kind.into(),
-            },
+            kind: HandlerErrorKind::Permanent { error_kind },
             reason: reason.into(),
             source: None,
         }
@@ -225,15 +208,19 @@ impl HandlerError {
     pub fn is_transient(&self) -> bool {
         matches!(self.kind, HandlerErrorKind::Transient { .. })
     }
+    /// The `error_kind` label of its telemetry: "transient", or the dead-letter kind.
     fn error_kind(&self) -> &str {
         match &self.kind {
             HandlerErrorKind::Transient { .. } => "transient",
-            HandlerErrorKind::Permanent { error_kind } => error_kind,
+            HandlerErrorKind::Permanent { error_kind } => error_kind.as_str(),
         }
     }
-    /// The dead-letter kind of a permanent error.
+    /// The dead-letter kind of a permanent error (`retries_exhausted` for a transient one).
     pub fn dead_letter_kind(&self) -> DeadLetterKind {
-        DeadLetterKind::parse(self.error_kind())
+        match &self.kind {
+            HandlerErrorKind::Transient { .. } => DeadLetterKind::RetriesExhausted,
+            HandlerErrorKind::Permanent { error_kind } => error_kind.clone(),
+        }
     }
 }
 
@@ -272,21 +259,9 @@ pub struct GiveUp {
 
 #[async_trait::async_trait]
 pub trait Handler: Send + Sync + 'static {
-    /// Handles one message and says how it ended; the loop runs no stage tail for it. The
-    /// form handlers implemented before [`Handler::process`]: implement one of the two.
-    async fn handle(&self, delivery: &Delivery) -> Result<Outcome, HandlerError> {
-        let _ = delivery;
-        Err(HandlerError::permanent(
-            "unimplemented",
-            "the stage's handler implements neither handle nor process",
-        ))
-    }
-
-    /// Handles one message and says what the loop does after the ack ([`Done`]: progress,
-    /// bodies to delete). Defaults to [`Handler::handle`] with no tail.
-    async fn process(&self, delivery: &Delivery) -> Result<Done, HandlerError> {
-        self.handle(delivery).await.map(Done::from)
-    }
+    /// Handles one message and says how it ended; the loop then runs the stage tail ([`Done`]:
+    /// ack, progress, bodies to delete, telemetry). Handlers decode, work and return.
+    async fn process(&self, delivery: &Delivery) -> Result<Done, HandlerError>;
 
     /// Called once before the loop dead-letters a message (a permanent error, retries
     /// exhausted, a panic, a stage that died on it `crash_limit` times): the stage records the
@@ -348,7 +323,7 @@ pub async fn run_with<H: Handler>(
         })?;
     let topo = publisher.topology().clone();
     let concurrency = spec.concurrency.max(1);
-    let stage = spec.stage;
+    let stage = spec.stage.as_str();
     let shared = Arc::new(Shared {
         handler,
         publisher,
@@ -474,14 +449,14 @@ async fn deliver<H: Handler>(msg: async_nats::jetstream::Message, shared: &Share
         .and_then(|v| v.as_str().parse::<u64>().ok())
         .unwrap_or(0);
     EventsReceived {
-        stage: spec.stage,
+        stage: spec.stage.as_str(),
         source_id: &delivery.source_id,
         version: version_hint,
     }
     .emit();
 
     // A redelivery may mean the stage died on this message: count it, and stop at the limit.
-    let journal_key = journal::key(spec.stage, &delivery.stream, stream_sequence);
+    let journal_key = journal::key(spec.stage.as_str(), &delivery.stream, stream_sequence);
     let mut journaled = None;
     if deliveries >= 2 && stream_sequence > 0 {
         match shared
@@ -531,12 +506,12 @@ async fn deliver<H: Handler>(msg: async_nats::jetstream::Message, shared: &Share
     let result = match result {
         Ok(Some(r)) => r,
         Ok(None) => {
-            tracing::warn!(stage = spec.stage, source_id = %delivery.source_id, "delivery dropped (failpoint consume.handle)");
+            tracing::warn!(stage = %spec.stage, source_id = %delivery.source_id, "delivery dropped (failpoint consume.handle)");
             return;
         }
         Err(panic) => {
             let text = panic_text(&*panic);
-            tracing::error!(stage = spec.stage, source_id = %delivery.source_id, panic = %text, "the handler panicked");
+            tracing::error!(stage = %spec.stage, source_id = %delivery.source_id, panic = %text, "the handler panicked");
             Err(HandlerError::permanent(
                 DeadLetterKind::Panicked,
                 format!("the handler panicked: {text}"),
@@ -551,7 +526,7 @@ async fn deliver<H: Handler>(msg: async_nats::jetstream::Message, shared: &Share
         }
         Err(err) if err.is_transient() && !spec.out_of_tries(deliveries) => {
             ProcessingError {
-                stage: spec.stage,
+                stage: spec.stage.as_str(),
                 source_id: &delivery.source_id,
                 error_kind: err.error_kind(),
                 transient: true,
@@ -565,7 +540,7 @@ async fn deliver<H: Handler>(msg: async_nats::jetstream::Message, shared: &Share
                 _ => spec.retry_delay(deliveries),
             };
             if let Err(e) = msg.ack_with(AckKind::Nak(Some(delay))).await {
-                tracing::warn!(stage = spec.stage, error = %e, "nak failed; redelivery after ack_wait");
+                tracing::warn!(stage = %spec.stage, error = %e, "nak failed; redelivery after ack_wait");
             }
             Finish::Back
         }
@@ -573,7 +548,7 @@ async fn deliver<H: Handler>(msg: async_nats::jetstream::Message, shared: &Share
             let err = if err.is_transient() {
                 HandlerError {
                     kind: HandlerErrorKind::Permanent {
-                        error_kind: DeadLetterKind::RetriesExhausted.into(),
+                        error_kind: DeadLetterKind::RetriesExhausted,
                     },
                     reason: format!("gave up after {deliveries} deliveries: {}", err.reason),
                     source: err.source,
@@ -622,7 +597,7 @@ async fn tail<H: Handler>(
             Ok(()) => true,
             Err(e) => {
                 // The work is done and idempotent; a redelivery will find it done.
-                tracing::warn!(stage = spec.stage, source_id = %delivery.source_id, error = %e, "ack not confirmed");
+                tracing::warn!(stage = %spec.stage, source_id = %delivery.source_id, error = %e, "ack not confirmed");
                 false
             }
         },
@@ -630,7 +605,7 @@ async fn tail<H: Handler>(
     if let (Some(status), Some((source, error))) = (done.label.progress_status(), &done.progress) {
         shared
             .progress
-            .finished(spec.stage, source, status.as_str(), error.clone())
+            .finished(spec.stage, source, status, error.clone())
             .await;
     }
     if acked {
@@ -639,7 +614,7 @@ async fn tail<H: Handler>(
         }
     }
     EventsSent {
-        stage: spec.stage,
+        stage: spec.stage.as_str(),
         source_id: &delivery.source_id,
         version: done.version,
         outcome: done.label.as_str(),
@@ -659,7 +634,7 @@ async fn give_up<H: Handler>(
     let spec = &shared.spec;
     let kind = err.dead_letter_kind();
     ProcessingError {
-        stage: spec.stage,
+        stage: spec.stage.as_str(),
         source_id: &delivery.source_id,
         error_kind: kind.as_str(),
         transient: false,
@@ -680,7 +655,7 @@ async fn give_up<H: Handler>(
         Ok(Ok(())) => {}
         Ok(Err(e)) if e.is_transient() => {
             // Nothing may be lost: the failure record is not stored yet, so keep the message.
-            tracing::warn!(stage = spec.stage, source_id = %delivery.source_id, error = %e.reason, "cannot record the give-up yet; will retry");
+            tracing::warn!(stage = %spec.stage, source_id = %delivery.source_id, error = %e.reason, "cannot record the give-up yet; will retry");
             let delay = match e.kind {
                 HandlerErrorKind::Transient {
                     retry_after: Some(d),
@@ -691,14 +666,14 @@ async fn give_up<H: Handler>(
             return Finish::Back;
         }
         Ok(Err(e)) => {
-            tracing::error!(stage = spec.stage, source_id = %delivery.source_id, error = %e.reason, "the give-up hook failed; dead-lettering anyway");
+            tracing::error!(stage = %spec.stage, source_id = %delivery.source_id, error = %e.reason, "the give-up hook failed; dead-lettering anyway");
         }
         Err(panic) => {
-            tracing::error!(stage = spec.stage, source_id = %delivery.source_id, panic = %panic_text(&*panic), "the give-up hook panicked; dead-lettering anyway");
+            tracing::error!(stage = %spec.stage, source_id = %delivery.source_id, panic = %panic_text(&*panic), "the give-up hook panicked; dead-lettering anyway");
         }
     }
     let dl = DeadLetter {
-        stage: spec.stage.to_string(),
+        stage: spec.stage.as_str().to_string(),
         error_kind: g.kind.as_str().to_string(),
         reason: g.reason,
         original_subject: delivery.subject.clone(),
@@ -709,7 +684,11 @@ async fn give_up<H: Handler>(
         original_headers: delivery.headers.clone(),
     };
     let stored = if delivery.stream_sequence > 0 {
-        let id = dead_letter_id_for(spec.stage, &delivery.stream, delivery.stream_sequence);
+        let id = dead_letter_id_for(
+            spec.stage.as_str(),
+            &delivery.stream,
+            delivery.stream_sequence,
+        );
         shared.publisher.dead_letter_with_id(&dl, &id).await
     } else {
         // No stream position to key it by (cannot happen for a JetStream message).
@@ -722,13 +701,13 @@ async fn give_up<H: Handler>(
                 return Finish::Back;
             }
             if let Err(e) = msg.ack_with(AckKind::Term).await {
-                tracing::warn!(stage = spec.stage, error = %e, "term failed");
+                tracing::warn!(stage = %spec.stage, error = %e, "term failed");
             }
             Finish::Gone
         }
         Err(e) => {
             // Nothing may be lost: keep the message until the dead letter is stored.
-            tracing::error!(stage = spec.stage, error = %e, "cannot dead-letter; will retry");
+            tracing::error!(stage = %spec.stage, error = %e, "cannot dead-letter; will retry");
             let delay = e.retry_after().unwrap_or(GIVE_UP_RETRY);
             let _ = msg.ack_with(AckKind::Nak(Some(delay))).await;
             Finish::Back

@@ -3,7 +3,7 @@
 //! moved past that version, and its body fetched.
 
 use crate::blob::Blobs;
-use crate::consume::{Delivery, Done, HandlerError, Outcome};
+use crate::consume::{Delivery, Done, HandlerError};
 use crate::error::{StreamError, StreamErrorKind};
 use crate::publish::Publisher;
 use crate::wire::{DeadLetterKind, OutcomeLabel};
@@ -113,6 +113,14 @@ impl MirrorUpdate {
             MirrorUpdate::Delete(s) | MirrorUpdate::Failed(s, _) => Some(s),
         }
     }
+
+    /// The reason of a failure.
+    pub fn failure(&self) -> Option<&str> {
+        match self {
+            MirrorUpdate::Failed(_, reason) => Some(reason),
+            _ => None,
+        }
+    }
 }
 
 /// A mirror event off the wire: decoded, validated, its body fetched (`NotFound` when the
@@ -145,10 +153,10 @@ pub struct Input {
     pub bytes: Vec<u8>,
 }
 
-/// What [`on_fresh`] returns: a handler's result, [`Done`] (new handlers) or [`Outcome`].
+/// What [`on_fresh`] returns: a handler's result.
 pub trait Fresh {
     /// The mirror is already past `source`'s version: nothing to do. The input's body goes
-    /// after the ack ([`Done`]) or is left to the GC ([`Outcome`]).
+    /// after the ack ([`Done`]).
     fn superseded(source: &SourceRef, body: Option<Blob>) -> Self;
     fn failed(e: HandlerError) -> Self;
 }
@@ -156,18 +164,6 @@ pub trait Fresh {
 impl Fresh for Result<Done, HandlerError> {
     fn superseded(source: &SourceRef, body: Option<Blob>) -> Self {
         Ok(Done::new(OutcomeLabel::SUPERSEDED, source.version).discarding(body))
-    }
-    fn failed(e: HandlerError) -> Self {
-        Err(e)
-    }
-}
-
-impl Fresh for Result<Outcome, HandlerError> {
-    fn superseded(source: &SourceRef, _body: Option<Blob>) -> Self {
-        Ok(Outcome {
-            label: OutcomeLabel::SUPERSEDED.as_str(),
-            version: source.version,
-        })
     }
     fn failed(e: HandlerError) -> Self {
         Err(e)

@@ -18,14 +18,15 @@ pub mod topology;
 pub mod wire;
 
 pub use blob::Blobs;
-pub use consume::{
-    ConsumerSpec, Delivery, Done, GiveUp, Handler, HandlerError, LoopOptions, Outcome,
-};
+pub use consume::{ConsumerSpec, Delivery, Done, GiveUp, Handler, HandlerError, LoopOptions};
 pub use error::{StreamError, StreamErrorKind, Transience};
+/// The one change type from the stream to the stores: what [`Publisher::mirror`] publishes
+/// and a writer applies.
+pub use kb_store::Change;
 pub use progress::{Progress, ProgressRecord};
-pub use publish::{MirrorPublish, Mirrored, Publisher};
+pub use publish::{Mirrored, Publisher};
 pub use topology::Topology;
-pub use wire::{DeadLetterKind, Header, OutcomeLabel, ProgressStatus};
+pub use wire::{DeadLetterKind, Header, OutcomeLabel, ProgressStatus, Stage, UnknownName};
 
 use std::borrow::Cow;
 use std::time::Duration;

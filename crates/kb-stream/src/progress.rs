@@ -2,7 +2,7 @@
 //! `kb_progress` (key `<stage>.<source_id>`). `kb ingest` waits on it; `kb status` counts it.
 
 use crate::error::{StreamError, StreamErrorKind};
-use crate::wire::ProgressStatus;
+use crate::wire::{ProgressStatus, Stage};
 use async_nats::jetstream::kv;
 use kb_proto::SourceRef;
 use serde::{Deserialize, Serialize};
@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProgressRecord {
     pub version: u64,
-    /// A [`ProgressStatus`]'s name ([`ProgressRecord::progress_status`] reads it): "written",
-    /// "deleted", "failed", "stale", "parsed", "embedded", "superseded".
-    pub status: String,
+    /// Stored as its name ("written", "deleted", "failed", "stale", "parsed", "embedded",
+    /// "superseded"); a record with any other word does not read ("unknown progress status").
+    pub status: ProgressStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub at_unix_ms: i64,
@@ -20,19 +20,12 @@ pub struct ProgressRecord {
     pub path: Option<String>,
 }
 
-impl ProgressRecord {
-    /// The status, unless it is one this build does not know.
-    pub fn progress_status(&self) -> Option<ProgressStatus> {
-        self.status.parse().ok()
-    }
-}
-
 #[derive(Clone)]
 pub struct Progress {
     kv: kv::Store,
 }
 
-fn key(stage: &str, source_id: &str) -> String {
+fn key(stage: Stage, source_id: &str) -> String {
     format!("{stage}.{source_id}")
 }
 
@@ -50,7 +43,7 @@ impl Progress {
 
     pub async fn record(
         &self,
-        stage: &str,
+        stage: Stage,
         source_id: &str,
         rec: &ProgressRecord,
     ) -> Result<(), StreamError> {
@@ -67,26 +60,26 @@ impl Progress {
     /// advisory (it feeds `kb ingest` and `kb status`), so a failed write is only logged.
     pub async fn finished(
         &self,
-        stage: &str,
+        stage: Stage,
         source: &SourceRef,
-        status: &str,
+        status: ProgressStatus,
         error: Option<String>,
     ) {
         let rec = ProgressRecord {
             version: source.version,
-            status: status.into(),
+            status,
             error,
             at_unix_ms: now_ms(),
             path: Some(source.path.clone()),
         };
         if let Err(e) = self.record(stage, &source.source_id, &rec).await {
-            tracing::warn!(stage, error = %e, "cannot record progress");
+            tracing::warn!(%stage, error = %e, "cannot record progress");
         }
     }
 
     pub async fn get(
         &self,
-        stage: &str,
+        stage: Stage,
         source_id: &str,
     ) -> Result<Option<ProgressRecord>, StreamError> {
         let Some(bytes) = self
@@ -103,7 +96,7 @@ impl Progress {
     }
 
     /// Every record of one stage, keyed by source id.
-    pub async fn all(&self, stage: &str) -> Result<Vec<(String, ProgressRecord)>, StreamError> {
+    pub async fn all(&self, stage: Stage) -> Result<Vec<(String, ProgressRecord)>, StreamError> {
         use futures::TryStreamExt;
         let prefix = format!("{stage}.");
         let keys: Vec<String> = self

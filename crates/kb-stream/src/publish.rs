@@ -25,18 +25,7 @@ use kb_store::Change;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// What happened to a mirror publish ([`Publisher::mirror`], the form every caller matched
-/// before [`Publisher::mirror_change`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MirrorPublish {
-    Published,
-    /// The mirror already holds this or a newer version of the source; nothing was published.
-    Superseded {
-        current: u64,
-    },
-}
-
-/// What happened to a mirror publish ([`Publisher::mirror_change`]).
+/// What happened to a mirror publish ([`Publisher::mirror`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mirrored {
     /// Our message is the source's newest state.
@@ -46,16 +35,6 @@ pub enum Mirrored {
     /// An earlier attempt with the same message id (same stage, source, version and kind) is
     /// already in the log; ours was dropped by deduplication. Counted as superseded.
     Duplicate,
-}
-
-impl From<Mirrored> for MirrorPublish {
-    fn from(m: Mirrored) -> Self {
-        match m {
-            // The log holds the caller's message either way.
-            Mirrored::Published | Mirrored::Duplicate => MirrorPublish::Published,
-            Mirrored::Superseded { current } => MirrorPublish::Superseded { current },
-        }
-    }
 }
 
 #[derive(Clone)]
@@ -389,51 +368,11 @@ impl Publisher {
             .and_then(|h| stored_name(h.body.as_ref()).map(str::to_string)))
     }
 
-    /// The compatibility form of [`Publisher::mirror_change`] for callers written before
-    /// it (the watcher, the parser, tests): `kind` with `doc` for an upsert, `error` for a
-    /// failure. A duplicate counts as published: the log holds the caller's message.
-    pub async fn mirror(
-        &self,
-        source: &SourceRef,
-        kind: Kind,
-        doc: Option<&ParsedDocument>,
-        error: &str,
-    ) -> Result<MirrorPublish, StreamError> {
-        let owned;
-        let change = match (kind, doc) {
-            (Kind::Upsert, Some(d)) if d.source.as_ref() == Some(source) => Change::Upsert(d),
-            (Kind::Upsert, Some(d)) => {
-                owned = ParsedDocument {
-                    source: Some(source.clone()),
-                    ..d.clone()
-                };
-                Change::Upsert(&owned)
-            }
-            (Kind::Delete, _) => Change::Delete(source),
-            (Kind::Failed, _) => Change::Failed(source, error),
-            (k, _) => {
-                return Err(StreamError::new(
-                    StreamErrorKind::Decode,
-                    format!(
-                        "a mirror event {} needs {}",
-                        k.as_str_name(),
-                        if k == Kind::Upsert {
-                            "a document"
-                        } else {
-                            "a kind"
-                        }
-                    ),
-                ))
-            }
-        };
-        Ok(self.mirror_change(change).await?.into())
-    }
-
     /// Publishes the new state of a source to the mirror stream unless it already holds this
     /// or a newer version. Optimistic concurrency on the subject's last sequence makes the
     /// check and the publish one atomic step, so an older version can never overwrite a newer
     /// one.
-    pub async fn mirror_change(&self, change: Change<'_>) -> Result<Mirrored, StreamError> {
+    pub async fn mirror(&self, change: Change<'_>) -> Result<Mirrored, StreamError> {
         let source = change.source().cloned().unwrap_or_default();
         if source.source_id.is_empty() || source.version == 0 {
             return Err(StreamError::new(

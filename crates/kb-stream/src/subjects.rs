@@ -18,16 +18,8 @@ pub const PROGRESS_BUCKET: &str = "kb_progress";
 /// Bodies too large for one message.
 pub const BLOB_BUCKET: &str = "kb_blobs";
 
-/// Durable consumer names; also the `stage` label in telemetry.
-pub const PARSER: &str = "parser";
-pub const EMBEDDER: &str = "embedder";
-pub const PG_WRITER: &str = "pg-writer";
-pub const GRAPH_WRITER: &str = "graph-writer";
-
-/// Headers every message carries besides `Nats-Msg-Id`.
-pub const HEADER_SOURCE_ID: &str = "Kb-Source-Id";
-pub const HEADER_VERSION: &str = "Kb-Version";
-pub const HEADER_KIND: &str = "Kb-Kind";
+// The durable consumers' names are the [`crate::wire::Stage`]s; the headers every message
+// carries are the [`crate::wire::Header`]s.
 
 pub fn source(source_id: &str) -> String {
     format!("kb.v1.source.{source_id}")
@@ -38,6 +30,8 @@ pub fn parsed(source_id: &str) -> String {
 pub fn mirror(source_id: &str) -> String {
     format!("kb.v1.mirror.{source_id}")
 }
+/// `stage`: a [`crate::wire::Stage`]'s name (a stored dead letter keeps the one it was
+/// written with).
 pub fn dead_letter(stage: &str, source_id: &str) -> String {
     format!("kb.v1.dlq.{stage}.{source_id}")
 }
@@ -54,7 +48,12 @@ mod tests {
     #[test]
     fn subjects_round_trip_the_source_id() {
         let id = "0123456789abcdef0123456789abcdef";
-        for s in [source(id), parsed(id), mirror(id), dead_letter(PARSER, id)] {
+        for s in [
+            source(id),
+            parsed(id),
+            mirror(id),
+            dead_letter(crate::wire::Stage::Parser.as_str(), id),
+        ] {
             assert_eq!(source_id_of(&s), id);
         }
         assert!(mirror(id).starts_with("kb.v1.mirror."));

@@ -1,5 +1,5 @@
 //! The closed sets of names the pipeline writes on the wire and into its records: message
-//! headers, progress statuses, outcome labels and dead-letter kinds. Each is an enum that
+//! headers, stage names, progress statuses, outcome labels and dead-letter kinds. Each is an enum that
 //! serializes to exactly the string used before it was one, so stored records, dead letters
 //! and dashboards keep reading the same.
 
@@ -79,7 +79,7 @@ impl std::error::Error for UnknownName {}
 macro_rules! named {
     ($(#[$meta:meta])* $name:ident, $what:literal { $($(#[$vmeta:meta])* $variant:ident => $text:literal,)+ }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum $name {
             $($(#[$vmeta])* $variant,)+
         }
@@ -135,6 +135,30 @@ macro_rules! named {
             }
         }
     };
+}
+
+named! {
+    /// A stage of the pipeline: the `stage` label of its telemetry and the stage of its dead
+    /// letters (`kb.v1.dlq.<stage>.<source_id>`); for the consuming ones (all but the
+    /// watcher) also the durable consumer's name and the first token of their progress keys
+    /// (`<stage>.<source_id>`).
+    Stage, "stage" {
+        /// Files -> source events (consumes nothing).
+        Watcher => "watcher",
+        /// Source events -> parsed documents.
+        Parser => "parser",
+        /// Parsed documents -> the mirror.
+        Embedder => "embedder",
+        /// The mirror -> Postgres.
+        PgWriter => "pg-writer",
+        /// The mirror -> the graph.
+        GraphWriter => "graph-writer",
+    }
+}
+
+impl Stage {
+    /// The writers, in the order `kb ingest` and `kb status` list them.
+    pub const WRITERS: [Stage; 2] = [Stage::PgWriter, Stage::GraphWriter];
 }
 
 named! {
@@ -257,12 +281,18 @@ pub enum DeadLetterKind {
     Unreadable,
     /// The watcher refused a symlink leading outside the watched folder.
     SymlinkOutside,
+    /// The Drive watcher found the file's state changed under it, every time.
+    Conflict,
+    /// The Drive watcher's state of the file does not read.
+    CorruptState,
+    /// What `kb dead-letters` shows for a dead letter that does not decode itself.
+    UnreadableDeadLetter,
     /// A kind this build does not know.
     Other(String),
 }
 
 impl DeadLetterKind {
-    const KNOWN: [DeadLetterKind; 19] = [
+    const KNOWN: [DeadLetterKind; 22] = [
         DeadLetterKind::Decode,
         DeadLetterKind::BodyMissing,
         DeadLetterKind::RetriesExhausted,
@@ -282,6 +312,9 @@ impl DeadLetterKind {
         DeadLetterKind::StoreRejected,
         DeadLetterKind::Unreadable,
         DeadLetterKind::SymlinkOutside,
+        DeadLetterKind::Conflict,
+        DeadLetterKind::CorruptState,
+        DeadLetterKind::UnreadableDeadLetter,
     ];
 
     pub fn as_str(&self) -> &str {
@@ -305,35 +338,39 @@ impl DeadLetterKind {
             DeadLetterKind::StoreRejected => "store_rejected",
             DeadLetterKind::Unreadable => "unreadable",
             DeadLetterKind::SymlinkOutside => "symlink_outside",
+            DeadLetterKind::Conflict => "conflict",
+            DeadLetterKind::CorruptState => "corrupt_state",
+            DeadLetterKind::UnreadableDeadLetter => "unreadable_dead_letter",
             DeadLetterKind::Other(s) => s,
         }
     }
 
-    /// The kind a string names; unknown ones are kept as [`DeadLetterKind::Other`].
-    pub fn parse(s: &str) -> Self {
+    /// The kind a stored dead letter names: one another build wrote may carry a kind this one
+    /// does not know, kept as [`DeadLetterKind::Other`]. Code that names a kind uses the
+    /// variants (or [`str::parse`], which refuses unknown words).
+    pub fn read(s: &str) -> Self {
+        s.parse()
+            .unwrap_or_else(|_| DeadLetterKind::Other(s.to_string()))
+    }
+}
+
+impl FromStr for DeadLetterKind {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
         Self::KNOWN
             .iter()
             .find(|k| k.as_str() == s)
             .cloned()
-            .unwrap_or_else(|| DeadLetterKind::Other(s.to_string()))
+            .ok_or_else(|| UnknownName {
+                what: "dead-letter kind",
+                name: s.to_string(),
+            })
     }
 }
 
 impl fmt::Display for DeadLetterKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-impl From<&str> for DeadLetterKind {
-    fn from(s: &str) -> Self {
-        DeadLetterKind::parse(s)
-    }
-}
-
-impl From<String> for DeadLetterKind {
-    fn from(s: String) -> Self {
-        DeadLetterKind::parse(&s)
     }
 }
 
@@ -366,7 +403,7 @@ impl Serialize for DeadLetterKind {
 
 impl<'de> Deserialize<'de> for DeadLetterKind {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(DeadLetterKind::parse(&String::deserialize(d)?))
+        Ok(DeadLetterKind::read(&String::deserialize(d)?))
     }
 }
 
@@ -377,9 +414,16 @@ mod tests {
     #[test]
     fn names_are_todays_wire_strings() {
         assert_eq!(Header::MsgId.as_str(), "Nats-Msg-Id");
-        assert_eq!(Header::SourceId.as_str(), crate::subjects::HEADER_SOURCE_ID);
-        assert_eq!(Header::Version.as_str(), crate::subjects::HEADER_VERSION);
-        assert_eq!(Header::Kind.as_str(), crate::subjects::HEADER_KIND);
+        assert_eq!(Header::SourceId.as_str(), "Kb-Source-Id");
+        assert_eq!(Header::Version.as_str(), "Kb-Version");
+        assert_eq!(Header::Kind.as_str(), "Kb-Kind");
+        assert_eq!(Header::ErrorKind.as_str(), "Kb-Error-Kind");
+        let stages: Vec<&str> = Stage::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(
+            stages,
+            ["watcher", "parser", "embedder", "pg-writer", "graph-writer"]
+        );
+        assert_eq!("pg-writer".parse::<Stage>(), Ok(Stage::PgWriter));
         assert!(Header::is_jetstream_control(
             "nats-expected-last-subject-sequence"
         ));
@@ -402,6 +446,13 @@ mod tests {
             assert_eq!(json, format!("\"{s}\""));
             assert_eq!(serde_json::from_str::<ProgressStatus>(&json).ok(), Some(*s));
         }
+        let unknown = "done"
+            .parse::<ProgressStatus>()
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(unknown.as_deref(), Some("unknown progress status \"done\""));
+        let json = serde_json::from_str::<ProgressStatus>("\"done\"");
+        assert!(json.is_err_and(|e| e.to_string().contains("unknown progress status")));
         assert_eq!(OutcomeLabel::from_label("stale"), OutcomeLabel::STALE);
         assert_eq!(OutcomeLabel::from_label("ok").as_str(), "ok");
         assert_eq!(OutcomeLabel::from_label("ok").progress_status(), None);
@@ -410,12 +461,18 @@ mod tests {
     #[test]
     fn dead_letter_kinds_round_trip_and_keep_unknown_ones() {
         for k in DeadLetterKind::KNOWN {
-            assert_eq!(DeadLetterKind::parse(k.as_str()), k);
+            assert_eq!(DeadLetterKind::read(k.as_str()), k);
+            assert_eq!(k.as_str().parse::<DeadLetterKind>().ok(), Some(k.clone()));
             let s: String = k.clone().into();
             assert_eq!(s, k.as_str());
         }
-        assert_eq!(DeadLetterKind::parse("crashed"), DeadLetterKind::Crashed);
-        let new = DeadLetterKind::parse("from_the_future");
+        assert_eq!(DeadLetterKind::read("crashed"), DeadLetterKind::Crashed);
+        let refused = "from_the_future".parse::<DeadLetterKind>().err();
+        assert_eq!(
+            refused.map(|e| e.to_string()).as_deref(),
+            Some("unknown dead-letter kind \"from_the_future\"")
+        );
+        let new = DeadLetterKind::read("from_the_future");
         assert_eq!(new, DeadLetterKind::Other("from_the_future".into()));
         assert_eq!(new, "from_the_future");
         assert_eq!(

@@ -3,7 +3,7 @@
 
 use kb_proto::{DeadLetter, Message};
 use kb_stream::consume::{
-    self, ConsumerSpec, Delivery, Done, GiveUp, Handler, HandlerError, LoopOptions, Outcome,
+    self, ConsumerSpec, Delivery, Done, GiveUp, Handler, HandlerError, LoopOptions,
 };
 use kb_stream::{subjects, Publisher};
 use kb_stream::{DeadLetterKind, OutcomeLabel};
@@ -21,9 +21,12 @@ struct Scripted {
 
 #[async_trait::async_trait]
 impl Handler for Scripted {
-    async fn handle(&self, d: &Delivery) -> Result<Outcome, HandlerError> {
+    async fn process(&self, d: &Delivery) -> Result<Done, HandlerError> {
         match d.source_id.as_str() {
-            "broken" => Err(HandlerError::permanent("decode", "cannot read this")),
+            "broken" => Err(HandlerError::permanent(
+                kb_stream::DeadLetterKind::Decode,
+                "cannot read this",
+            )),
             "flaky" if self.flaky_attempts.fetch_add(1, Ordering::SeqCst) < 2 => {
                 Err(HandlerError {
                     kind: consume::HandlerErrorKind::Transient {
@@ -35,10 +38,7 @@ impl Handler for Scripted {
             }
             _ => {
                 self.done.fetch_add(1, Ordering::SeqCst);
-                Ok(Outcome {
-                    label: "ok",
-                    version: 1,
-                })
+                Ok(Done::new(OutcomeLabel::Other("ok"), 1))
             }
         }
     }
@@ -57,7 +57,7 @@ async fn transient_errors_retry_and_permanent_ones_are_dead_lettered() -> anyhow
     }
     let handler = Arc::new(Scripted::default());
     let spec = ConsumerSpec {
-        stage: "parser",
+        stage: kb_stream::Stage::Parser,
         filter_subject: subjects::SOURCE_ALL.into(),
         ack_wait: Duration::from_secs(5),
         max_deliver: 5,
@@ -133,7 +133,10 @@ impl Handler for Counting {
         self.handled.fetch_add(1, Ordering::SeqCst);
         match d.source_id.as_str() {
             "boom" => panic!("the handler blew up on {}", d.source_id),
-            "broken" => Err(HandlerError::permanent("decode", "cannot read this")),
+            "broken" => Err(HandlerError::permanent(
+                kb_stream::DeadLetterKind::Decode,
+                "cannot read this",
+            )),
             _ => Ok(Done::new(OutcomeLabel::PARSED, 1)),
         }
     }
@@ -176,7 +179,7 @@ impl Running {
 
 fn spec(ack_wait: Duration, max_deliver: i64) -> ConsumerSpec {
     ConsumerSpec {
-        stage: "parser",
+        stage: kb_stream::Stage::Parser,
         filter_subject: subjects::SOURCE_ALL.into(),
         ack_wait,
         max_deliver,
@@ -479,7 +482,7 @@ async fn a_lost_ack_keeps_the_input_body_for_the_redelivery() -> anyhow::Result<
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let rec = kb_stream::Progress::new(run.topo.progress.clone())
-        .get("parser", "big")
+        .get(kb_stream::Stage::Parser, "big")
         .await?
         .ok_or_else(|| anyhow::anyhow!("no progress"))?;
     assert_eq!(rec.status, "parsed");

@@ -2,8 +2,9 @@
 //! young ones and names the pipeline does not make stay, and a reference made while the GC
 //! is about to delete keeps the body.
 
-use kb_proto::{mirror_event::Kind, DeadLetter, Message, ParsedEvent};
+use kb_proto::{DeadLetter, Message, ParsedEvent};
 use kb_stream::gc::{self, GcReport};
+use kb_stream::Change;
 use kb_stream::{subjects, Publisher};
 use std::time::Duration;
 
@@ -34,8 +35,7 @@ async fn only_bodies_no_message_refers_to_are_collected() -> anyhow::Result<()> 
     let s2 = kb_testkit::document("s2", 2, 2, 0);
     let mut s2 = s2.clone();
     s2.title = "t".repeat(4096);
-    p.mirror(s2.source.as_ref().unwrap(), Kind::Upsert, Some(&s2), "")
-        .await?;
+    p.mirror(Change::Upsert(&s2)).await?;
     let head = p.mirror_body("s2").await?.expect("stored head");
     // A queued source replaced by its next version: KB_SOURCE keeps one message per source,
     // so the first body is referenced by nothing any more.

@@ -17,7 +17,7 @@ async fn newest_only(
     let last = stream.get_last_raw_message_by_subject(subject).await?;
     assert_eq!(
         last.headers
-            .get(subjects::HEADER_VERSION)
+            .get(kb_stream::Header::Version.as_str())
             .map(|v| v.as_str().to_string()),
         Some("5".to_string()),
         "{what}"

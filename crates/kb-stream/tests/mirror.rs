@@ -3,17 +3,9 @@
 //! through the object store and cleaned up when replaced.
 
 use kb_proto::{mirror_event::Kind, Chunk, Message, MirrorEvent, ParsedDocument, SourceRef};
-use kb_stream::{subjects, MirrorPublish, Publisher};
+use kb_stream::{subjects, Change, Mirrored, Publisher};
 
-fn source(id: &str, version: u64) -> SourceRef {
-    SourceRef {
-        source_id: id.into(),
-        version,
-        origin: "test".into(),
-        path: format!("{id}.txt"),
-        ..Default::default()
-    }
-}
+use kb_testkit::source;
 
 fn doc(src: &SourceRef, text_len: usize) -> ParsedDocument {
     ParsedDocument {
@@ -48,23 +40,20 @@ async fn an_older_version_never_replaces_a_newer_one() -> anyhow::Result<()> {
     let (_nats, p) = setup(64 * 1024).await?;
     let v2 = source("s1", 2);
     assert_eq!(
-        p.mirror(&v2, Kind::Upsert, Some(&doc(&v2, 10)), "").await?,
-        MirrorPublish::Published
+        p.mirror(Change::Upsert(&doc(&v2, 10))).await?,
+        Mirrored::Published
     );
     let v1 = source("s1", 1);
     assert_eq!(
-        p.mirror(&v1, Kind::Upsert, Some(&doc(&v1, 10)), "").await?,
-        MirrorPublish::Superseded { current: 2 }
+        p.mirror(Change::Upsert(&doc(&v1, 10))).await?,
+        Mirrored::Superseded { current: 2 }
     );
     // A tombstone with a newer version wins; the same version again is a no-op.
     let v3 = source("s1", 3);
+    assert_eq!(p.mirror(Change::Delete(&v3)).await?, Mirrored::Published);
     assert_eq!(
-        p.mirror(&v3, Kind::Delete, None, "").await?,
-        MirrorPublish::Published
-    );
-    assert_eq!(
-        p.mirror(&v3, Kind::Delete, None, "").await?,
-        MirrorPublish::Superseded { current: 3 }
+        p.mirror(Change::Delete(&v3)).await?,
+        Mirrored::Superseded { current: 3 }
     );
     let h = head(&p, "s1").await?;
     assert_eq!(h.kind, Kind::Delete as i32);
@@ -84,7 +73,7 @@ async fn concurrent_out_of_order_publishers_converge_on_the_newest() -> anyhow::
             // Each worker publishes its share of versions newest-first, racing the others.
             for v in (1..=40u64).rev().filter(|v| v % 4 == worker) {
                 let s = source("race", v);
-                p.mirror(&s, Kind::Upsert, Some(&doc(&s, 5)), "").await?;
+                p.mirror(Change::Upsert(&doc(&s, 5))).await?;
             }
             anyhow::Ok(())
         }));
@@ -103,10 +92,7 @@ async fn big_bodies_go_through_the_object_store_and_are_cleaned_up() -> anyhow::
     let (_nats, p) = setup(4 * 1024).await?;
     let v1 = source("big", 1);
     let d1 = doc(&v1, 3 * 1024 * 1024); // far above the 1 MiB message limit
-    assert_eq!(
-        p.mirror(&v1, Kind::Upsert, Some(&d1), "").await?,
-        MirrorPublish::Published
-    );
+    assert_eq!(p.mirror(Change::Upsert(&d1)).await?, Mirrored::Published);
     let h1 = head(&p, "big").await?;
     let blob1 = h1.body.clone().ok_or_else(|| anyhow::anyhow!("no body"))?;
     assert!(matches!(
@@ -117,8 +103,7 @@ async fn big_bodies_go_through_the_object_store_and_are_cleaned_up() -> anyhow::
     assert_eq!(back, d1);
 
     let v2 = source("big", 2);
-    p.mirror(&v2, Kind::Upsert, Some(&doc(&v2, 2 * 1024 * 1024)), "")
-        .await?;
+    p.mirror(Change::Upsert(&doc(&v2, 2 * 1024 * 1024))).await?;
     // The replaced state's object is gone; fetching it says so with a typed error.
     let err = p
         .blobs()
@@ -140,8 +125,8 @@ async fn two_publishers_of_one_version_never_delete_the_winners_body() -> anyhow
     kb_core::failpoint::set("mirror.before_send", "1*pause@twice")?;
     // A stops after storing its body, before sending.
     let a = {
-        let (p, v1, d1) = (p.clone(), v1.clone(), d1.clone());
-        tokio::spawn(async move { p.mirror(&v1, Kind::Upsert, Some(&d1), "").await })
+        let (p, d1) = (p.clone(), d1.clone());
+        tokio::spawn(async move { p.mirror(Change::Upsert(&d1)).await })
     };
     assert!(
         kb_core::failpoint::wait_hit("mirror.before_send", std::time::Duration::from_secs(10))
@@ -149,15 +134,9 @@ async fn two_publishers_of_one_version_never_delete_the_winners_body() -> anyhow
         "A never reached its send"
     );
     // B publishes the same version to completion.
-    assert_eq!(
-        p.mirror(&v1, Kind::Upsert, Some(&d1), "").await?,
-        MirrorPublish::Published
-    );
+    assert_eq!(p.mirror(Change::Upsert(&d1)).await?, Mirrored::Published);
     kb_core::failpoint::release("mirror.before_send");
-    assert!(matches!(
-        a.await??,
-        MirrorPublish::Superseded { current: 1 }
-    ));
+    assert!(matches!(a.await??, Mirrored::Superseded { current: 1 }));
     let h = head(&p, "twice").await?;
     let body = h.body.ok_or_else(|| anyhow::anyhow!("no body"))?;
     let back = ParsedDocument::decode(p.blobs().fetch(&body).await?.as_slice())?;
@@ -207,24 +186,21 @@ async fn changes_reach_the_mirror_last_writer_wins() -> anyhow::Result<()> {
     let (_nats, p) = setup(64 * 1024).await?;
     let v1 = source("c", 1);
     assert_eq!(
-        p.mirror_change(Change::Upsert(&doc(&v1, 10))).await?,
+        p.mirror(Change::Upsert(&doc(&v1, 10))).await?,
         Mirrored::Published
     );
     let v2 = source("c", 2);
     assert_eq!(
-        p.mirror_change(Change::Failed(&v2, "broken")).await?,
+        p.mirror(Change::Failed(&v2, "broken")).await?,
         Mirrored::Published
     );
     let h = head(&p, "c").await?;
     assert_eq!(h.kind, Kind::Failed as i32);
     assert_eq!(h.error, "broken");
     assert_eq!(
-        p.mirror_change(Change::Delete(&v1)).await?,
+        p.mirror(Change::Delete(&v1)).await?,
         Mirrored::Superseded { current: 2 }
     );
-    assert!(p
-        .mirror_change(Change::Delete(&source("", 3)))
-        .await
-        .is_err());
+    assert!(p.mirror(Change::Delete(&source("", 3))).await.is_err());
     Ok(())
 }

@@ -17,6 +17,7 @@
 
 use async_nats::jetstream::stream::Stream as JsStream;
 use kb_store::MirrorStore;
+use kb_stream::Stage;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -38,8 +39,8 @@ pub struct Bulk {
 
 /// Messages waiting for the durable consumer `stage`: its pending count, or the whole stream
 /// when the consumer does not exist yet (it starts at the beginning).
-pub async fn backlog(mirror: &JsStream, stage: &str) -> Option<u64> {
-    match mirror.consumer_info(stage).await {
+pub async fn backlog(mirror: &JsStream, stage: Stage) -> Option<u64> {
+    match mirror.consumer_info(stage.as_str()).await {
         Ok(info) => Some(info.num_pending + info.num_ack_pending as u64),
         Err(_) => {
             let mut stream = mirror.clone();
@@ -53,13 +54,14 @@ pub async fn backlog(mirror: &JsStream, stage: &str) -> Option<u64> {
 pub async fn maybe_begin<S: MirrorStore + ?Sized>(
     store: &S,
     mirror: &JsStream,
-    stage: &str,
+    stage: Stage,
     min_backlog: u64,
 ) -> Option<Bulk> {
     if min_backlog == 0 {
         return None;
     }
     let waiting = backlog(mirror, stage).await?;
+    let stage = stage.as_str();
     if waiting < min_backlog {
         return None;
     }
@@ -94,7 +96,8 @@ pub async fn maybe_begin<S: MirrorStore + ?Sized>(
 }
 
 /// Whether bulk mode should end now (see the module docs).
-async fn should_end(mirror: &JsStream, stage: &str, bulk: &Bulk, max: Duration) -> bool {
+async fn should_end(mirror: &JsStream, stage: Stage, bulk: &Bulk, max: Duration) -> bool {
+    let stage = stage.as_str();
     if bulk.started.elapsed() >= max {
         tracing::info!(
             stage,
@@ -117,7 +120,7 @@ async fn should_end(mirror: &JsStream, stage: &str, bulk: &Bulk, max: Duration) 
 pub async fn finish_when_caught_up<S: MirrorStore + ?Sized>(
     store: Arc<S>,
     mirror: JsStream,
-    stage: &'static str,
+    stage: Stage,
     bulk: Bulk,
     max: Duration,
     shutdown: CancellationToken,
@@ -130,6 +133,7 @@ pub async fn finish_when_caught_up<S: MirrorStore + ?Sized>(
         if !should_end(&mirror, stage, &bulk, max).await {
             continue;
         }
+        let stage = stage.as_str();
         tracing::info!(
             stage,
             "backlog written: ending bulk mode (building indexes)"

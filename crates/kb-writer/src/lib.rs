@@ -27,21 +27,23 @@
 //! inside the apply deadline.
 
 pub mod bulk;
-mod decode;
 pub mod replay;
 
-pub use decode::{decode_mirror_event, Decoded};
+/// The writers' names ([`Stage::PgWriter`], [`Stage::GraphWriter`]).
+pub use kb_stream::Stage;
 pub use replay::{replay, ReplayError, ReplayEvent, ReplayFrom, ReplayOptions, ReplayReport};
 
 use kb_core::failpoint::Flow;
 use kb_core::service::Context;
 use kb_core::settings::WriterSettings;
+use kb_proto::SourceRef;
 use kb_store::{Applied, Change, MirrorStore, StoreError, StoreErrorKind};
-use kb_stream::consume::{
-    self, ConsumerSpec, Delivery, Handler, HandlerError, HandlerErrorKind, Outcome,
-};
+use kb_stream::consume::{self, ConsumerSpec, Delivery, Done, GiveUp, Handler, HandlerError};
+use kb_stream::input;
 use kb_stream::progress::Progress;
-use kb_stream::{subjects, NatsTarget, Publisher, StreamErrorKind, Topology};
+use kb_stream::{
+    subjects, DeadLetterKind, NatsTarget, ProgressStatus, Publisher, StreamErrorKind, Topology,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -62,7 +64,7 @@ const RETRY_MAX_DELAY: Duration = Duration::from_secs(5);
 /// delay against the backoff step of the next delivery, so an escalating backoff such as
 /// 60 s, 120 s, 300 s stretches the writer's own nak delays (1, 2, 4 … 60 s) by up to four
 /// minutes each (measured: a 2 s nak redelivered after 62 s). Writers back off by nak delay.
-pub fn consumer_spec(stage: &'static str, options: &WriterOptions) -> ConsumerSpec {
+pub fn consumer_spec(stage: Stage, options: &WriterOptions) -> ConsumerSpec {
     ConsumerSpec {
         stage,
         filter_subject: subjects::MIRROR_ALL.to_string(),
@@ -286,7 +288,7 @@ pub(crate) async fn apply_with_retries<S: MirrorStore + ?Sized>(
 }
 
 pub struct Writer<S: MirrorStore> {
-    stage: &'static str,
+    stage: Stage,
     store: Arc<S>,
     publisher: Publisher,
     progress: Progress,
@@ -296,7 +298,7 @@ pub struct Writer<S: MirrorStore> {
 }
 
 impl<S: MirrorStore + 'static> Writer<S> {
-    pub fn new(stage: &'static str, store: S, topo: &Topology, publisher: Publisher) -> Self {
+    pub fn new(stage: Stage, store: S, topo: &Topology, publisher: Publisher) -> Self {
         Self::shared(
             stage,
             Arc::new(store),
@@ -307,7 +309,7 @@ impl<S: MirrorStore + 'static> Writer<S> {
     }
 
     fn shared(
-        stage: &'static str,
+        stage: Stage,
         store: Arc<S>,
         topo: &Topology,
         publisher: Publisher,
@@ -328,89 +330,86 @@ impl<S: MirrorStore + 'static> Writer<S> {
             &*self.store,
             change,
             self.retry_for,
-            self.stage,
+            self.stage.as_str(),
             Some(&self.timeouts),
         )
         .await
         .map_err(|e| match (&e, e.kind()) {
-            (ApplyError::Poison { .. }, _) => HandlerError::permanent("timeout", e.to_string()),
+            (ApplyError::Poison { .. }, _) => {
+                HandlerError::permanent(DeadLetterKind::Timeout, e.to_string())
+            }
             (_, StoreErrorKind::Transient) => HandlerError::transient(e.to_string()),
             (_, StoreErrorKind::Config) => {
                 HandlerError::transient(format!("store misconfigured: {e}"))
             }
             (_, StoreErrorKind::Permanent) => {
-                HandlerError::permanent("store_rejected", e.to_string())
+                HandlerError::permanent(DeadLetterKind::StoreRejected, e.to_string())
             }
         })
         .map_err(|e| e.with_source(change.source()))
     }
 
-    /// Decodes and applies one message.
-    async fn write(&self, d: &Delivery) -> Result<Outcome, HandlerError> {
-        let decoded = match decode_mirror_event(&d.payload, self.publisher.blobs()).await {
-            Ok(c) => c,
+    /// Decodes and applies one message; the loop records its progress after the ack.
+    async fn write(&self, d: &Delivery) -> Result<Done, HandlerError> {
+        let update = match input::decode_mirror(&d.payload, self.publisher.blobs()).await {
+            Ok(u) => u,
             Err(e) if e.kind == StreamErrorKind::NotFound => {
                 // A body is deleted only once a newer state replaced it in the log.
-                let (sid, version) = (d.source_id.as_str(), decode::version_of(&d.payload));
+                let source = d.source();
+                let (sid, version) = (
+                    d.source_id.as_str(),
+                    source.as_ref().map_or(0, |s| s.version),
+                );
                 let current = self
                     .publisher
                     .mirror_version(sid)
                     .await
                     .map_err(HandlerError::from)?;
                 if current > version {
-                    return Ok(Outcome {
-                        label: "stale",
-                        version,
-                    });
+                    return Ok(Done::new(ProgressStatus::Stale, version));
                 }
-                let source = decode::source_of(&d.payload);
                 return Err(HandlerError::from(e).with_source(source.as_ref()));
             }
             Err(e) => {
-                let source = decode::source_of(&d.payload);
-                return Err(HandlerError::from(e).with_source(source.as_ref()));
+                return Err(HandlerError::from(e).with_source(d.source().as_ref()));
             }
         };
-        let applied = self.apply(decoded.change()).await?;
-        let source = decoded.source();
-        let label = match applied {
-            Applied::Written => "written",
-            Applied::Deleted => "deleted",
-            Applied::MarkedFailed => "failed",
-            Applied::Stale { .. } => "stale",
+        // The envelope's source (decode_mirror sets it on an upsert's document too).
+        let Some(source) = update.source() else {
+            return Err(HandlerError::permanent(
+                DeadLetterKind::Decode,
+                "mirror event without source",
+            ));
+        };
+        let applied = self.apply(update.change()).await?;
+        let status = match applied {
+            Applied::Written => ProgressStatus::Written,
+            Applied::Deleted => ProgressStatus::Deleted,
+            Applied::MarkedFailed => ProgressStatus::Failed,
+            Applied::Stale { .. } => ProgressStatus::Stale,
         };
         // Progress is advisory (it feeds `kb ingest`/`kb status`); the store is the truth.
-        self.progress
-            .finished(
-                self.stage,
-                source,
-                label,
-                decoded.failure().map(str::to_owned),
-            )
-            .await;
-        Ok(Outcome {
-            label,
-            version: source.version,
+        Ok(Done {
+            progress: Some((source.clone(), update.failure().map(str::to_owned))),
+            ..Done::new(status, source.version)
         })
     }
 
-    /// What the writer does before a message of `d` is dead-lettered (`error_kind`, `reason`):
-    /// it marks the source failed at that version in its own store and records progress
-    /// `failed`, so the failure shows in this store and `kb ingest` ends. Best effort and
-    /// bounded (one apply within the store's deadline): the dead letter keeps the message
+    /// What the writer does before a version of `source` is dead-lettered (`error_kind`,
+    /// `reason`): it marks the source failed at that version in its own store and records
+    /// progress `failed`, so the failure shows in this store and `kb ingest` ends. Best effort
+    /// and bounded (one apply within the store's deadline): the dead letter keeps the message
     /// either way. Idempotent.
     ///
-    /// [`Handler::handle`] calls it for the permanent errors the writer returns; a consume
-    /// loop that gives up on its own (a panic, a process that died on the document) calls it
-    /// through its give-up hook.
-    pub async fn give_up(&self, d: &Delivery, error_kind: &str, reason: &str) {
-        let Some(source) =
-            decode::source_of(&d.payload).filter(|s| !s.source_id.is_empty() && s.version > 0)
-        else {
+    /// The consume loop calls it (through [`Handler::on_give_up`]) for every give-up: a
+    /// permanent error the writer returned, and the ones the loop decides on its own (a
+    /// panic, retries exhausted, a writer that died on the document `crash_limit` times).
+    pub async fn give_up(&self, source: &SourceRef, error_kind: &DeadLetterKind, reason: &str) {
+        if source.source_id.is_empty() || source.version == 0 {
             return;
-        };
+        }
         let why = format!("{} gave up ({error_kind}): {reason}", self.stage);
-        let mark = Change::Failed(&source, &why);
+        let mark = Change::Failed(source, &why);
         let limit = self
             .store
             .apply_deadline(&mark)
@@ -421,7 +420,7 @@ impl<S: MirrorStore + 'static> Writer<S> {
         match marked {
             Ok(Applied::Stale { current }) => {
                 tracing::info!(
-                    stage = self.stage,
+                    stage = %self.stage,
                     source_id = %source.source_id,
                     version = source.version,
                     current,
@@ -431,39 +430,37 @@ impl<S: MirrorStore + 'static> Writer<S> {
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(
-                stage = self.stage,
+                stage = %self.stage,
                 source_id = %source.source_id,
                 error = %e,
                 "cannot mark the source failed in the store; the dead letter keeps it"
             ),
         }
         self.progress
-            .finished(self.stage, &source, "failed", Some(why))
+            .finished(self.stage, source, ProgressStatus::Failed, Some(why))
             .await;
     }
 }
 
 #[async_trait::async_trait]
 impl<S: MirrorStore + 'static> Handler for Writer<S> {
-    async fn handle(&self, d: &Delivery) -> Result<Outcome, HandlerError> {
-        let result = self.write(d).await;
-        if let Err(HandlerError {
-            kind: HandlerErrorKind::Permanent { error_kind },
-            reason,
-            ..
-        }) = &result
-        {
-            // Every permanent error is dead-lettered by the consume loop.
-            self.give_up(d, error_kind, reason).await;
+    async fn process(&self, d: &Delivery) -> Result<Done, HandlerError> {
+        self.write(d).await
+    }
+
+    /// Every give-up, whoever decided it, marks the version failed here first.
+    async fn on_give_up(&self, _d: &Delivery, g: &GiveUp) -> Result<(), HandlerError> {
+        if let Some(source) = &g.source {
+            self.give_up(source, &g.kind, &g.reason).await;
         }
-        result
+        Ok(())
     }
 }
 
 /// Runs a writer service: prepares the store, then consumes until shutdown. `nats` is the
 /// `[nats]` settings (or a bare URL).
 pub async fn run<S: MirrorStore + 'static, T: NatsTarget + ?Sized>(
-    stage: &'static str,
+    stage: Stage,
     store: S,
     nats: &T,
     inline_max: usize,
@@ -483,7 +480,7 @@ pub async fn run<S: MirrorStore + 'static, T: NatsTarget + ?Sized>(
 
 /// [`run`] with explicit options.
 pub async fn run_with<S: MirrorStore + 'static, T: NatsTarget + ?Sized>(
-    stage: &'static str,
+    stage: Stage,
     store: S,
     nats: &T,
     inline_max: usize,
@@ -491,7 +488,7 @@ pub async fn run_with<S: MirrorStore + 'static, T: NatsTarget + ?Sized>(
     ctx: Context,
 ) -> anyhow::Result<()> {
     use backon::{ExponentialBuilder, Retryable};
-    let (client, js) = kb_stream::connect(nats, stage).await?;
+    let (client, js) = kb_stream::connect(nats, stage.as_str()).await?;
     kb_stream::watch_connection(&ctx.health, client);
     // Its settings' stream limits and replicas: whichever service starts first creates them.
     let topo = kb_stream::topology::ensure_with(&js, &nats.nats_settings()).await?;
@@ -505,7 +502,7 @@ pub async fn run_with<S: MirrorStore + 'static, T: NatsTarget + ?Sized>(
                 .without_max_times(),
         )
         .when(|e| e.is_transient() && !ctx.shutdown.is_cancelled())
-        .notify(|e, after| tracing::warn!(stage, error = %e, ?after, "store not ready"))
+        .notify(|e, after| tracing::warn!(%stage, error = %e, ?after, "store not ready"))
         .await?;
     let store = Arc::new(store);
     let spec = consumer_spec(stage, &options);
@@ -604,7 +601,7 @@ mod tests {
             ),
             (50, 4, 2)
         );
-        let spec = consumer_spec("pg-writer", &o);
+        let spec = consumer_spec(Stage::PgWriter, &o);
         assert_eq!(spec.ack_wait, Duration::from_secs(5));
         assert_eq!(spec.backoff, vec![Duration::from_secs(5)]);
         assert_eq!((spec.max_deliver, spec.concurrency), (-1, 3));

@@ -7,13 +7,12 @@
 //! [`MirrorStore::apply`] code as the writers. On an empty store it uses bulk mode
 //! ([`MirrorStore::begin_bulk`]) and ends it once everything is in.
 
-use crate::decode::{self, decode_mirror_event, Decoded};
 use crate::{apply_with_retries, ApplyError};
 use async_nats::jetstream::consumer::{pull, DeliverPolicy};
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use kb_store::{Applied, MirrorStore, StoreError, StoreErrorKind};
-use kb_stream::{subjects, Publisher, StreamErrorKind};
+use kb_stream::{input, subjects, Publisher, StreamErrorKind};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -261,14 +260,15 @@ async fn apply_one<S: MirrorStore + ?Sized>(
             reason,
         })
     };
-    let decoded: Decoded = match decode_mirror_event(&msg.payload, publisher.blobs()).await {
+    let update = match input::decode_mirror(&msg.payload, publisher.blobs()).await {
         Ok(c) => c,
         Err(e) if e.kind == StreamErrorKind::NotFound => {
             let current = publisher
                 .mirror_version(&source_id)
                 .await
                 .map_err(|e| ReplayError::transient(e.to_string()))?;
-            if current > decode::version_of(&msg.payload) {
+            let version = input::source_of(&msg.subject, &msg.payload).map_or(0, |s| s.version);
+            if current > version {
                 return Ok(Done::Superseded);
             }
             return Ok(skip("body_missing", e.to_string()));
@@ -276,7 +276,7 @@ async fn apply_one<S: MirrorStore + ?Sized>(
         Err(e) if e.kind == StreamErrorKind::Decode => return Ok(skip("decode", e.to_string())),
         Err(e) => return Err(ReplayError::transient(e.to_string())),
     };
-    match apply_with_retries(store, decoded.change(), retry_for, "replay", None).await {
+    match apply_with_retries(store, update.change(), retry_for, "replay", None).await {
         Ok(applied) => Ok(Done::Applied(applied)),
         Err(ApplyError::Store(e)) if e.kind == StoreErrorKind::Permanent => {
             Ok(skip("store_rejected", e.to_string()))

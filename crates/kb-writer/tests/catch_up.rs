@@ -7,9 +7,9 @@
 mod common;
 
 use common::*;
-use kb_proto::mirror_event::Kind;
 use kb_store::read::{ChunkFilter, TextIndex};
 use kb_store::{Applied, Change, MirrorStore, SourceSummary, StoreCounts, StoreError};
+use kb_stream::Stage;
 use kb_writer::replay::{ReplayFrom, ReplayOptions};
 use kb_writer::WriterOptions;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -95,7 +95,7 @@ async fn a_transient_store_error_is_nacked_and_redelivered_not_dead_lettered() {
         ..WriterOptions::new(1)
     };
     publish(&env.publisher, &document("flaky", 1, 4, 8)).await;
-    let (stop, task) = spawn_writer("pg-writer", store, env.nats.url(), options);
+    let (stop, task) = spawn_writer(Stage::PgWriter, store, env.nats.url(), options);
     let started = Instant::now();
     wait_for(&pg, "flaky applied", Duration::from_secs(60), |s| {
         s.len() == 1
@@ -124,9 +124,11 @@ async fn an_empty_store_behind_a_backlog_is_filled_without_the_index_then_indexe
     // Below the threshold, or on a store that holds something, nothing changes.
     pg.prepare().await.unwrap();
     let mirror = &env.topo.mirror;
-    assert!(kb_writer::bulk::maybe_begin(&pg, mirror, "pg-writer", 13)
-        .await
-        .is_none());
+    assert!(
+        kb_writer::bulk::maybe_begin(&pg, mirror, Stage::PgWriter, 13)
+            .await
+            .is_none()
+    );
     assert!(pg.has_vector_index().await.unwrap());
     let (other, _) = fresh_pg(8).await;
     other.prepare().await.unwrap();
@@ -134,9 +136,11 @@ async fn an_empty_store_behind_a_backlog_is_filled_without_the_index_then_indexe
         .apply(Change::Upsert(&document("x", 1, 1, 8)))
         .await
         .unwrap();
-    assert!(kb_writer::bulk::maybe_begin(&other, mirror, "pg-writer", 1)
-        .await
-        .is_none());
+    assert!(
+        kb_writer::bulk::maybe_begin(&other, mirror, Stage::PgWriter, 1)
+            .await
+            .is_none()
+    );
     assert!(other.has_vector_index().await.unwrap());
 
     // Applies are held back, so the writer is still catching up while we look.
@@ -145,7 +149,7 @@ async fn an_empty_store_behind_a_backlog_is_filled_without_the_index_then_indexe
         bulk_min_backlog: 10,
         ..WriterOptions::new(4)
     };
-    let (stop, task) = spawn_writer("pg-writer", store, env.nats.url(), options);
+    let (stop, task) = spawn_writer(Stage::PgWriter, store, env.nats.url(), options);
     let deadline = Instant::now() + Duration::from_secs(60);
     while pg.has_vector_index().await.unwrap() {
         assert!(
@@ -191,16 +195,14 @@ async fn replay_into_an_empty_store_equals_the_live_store() {
     publish(p, &document("b", 1, 6, 8)).await;
     publish(p, &document("b", 2, 4, 8)).await;
     publish(p, &document("c", 1, 6, 8)).await;
-    p.mirror(&source("c", 2), Kind::Delete, None, "")
-        .await
-        .unwrap();
-    p.mirror(&source("d", 1), Kind::Failed, None, "empty file")
+    p.mirror(Change::Delete(&source("c", 2))).await.unwrap();
+    p.mirror(Change::Failed(&source("d", 1), "empty file"))
         .await
         .unwrap();
 
     let (live, _) = fresh_pg(8).await;
     let (stop, task) = spawn_writer(
-        "pg-writer",
+        Stage::PgWriter,
         live.clone(),
         env.nats.url(),
         WriterOptions::new(4),
@@ -343,7 +345,7 @@ async fn bulk_mode_ends_under_continuous_ingest() {
     // The schema (and the index) exists, so its absence below means bulk mode.
     pg.prepare().await.unwrap();
     let (stop, task) = spawn_writer(
-        "pg-writer",
+        Stage::PgWriter,
         Slow(pg.clone()),
         env.nats.url(),
         WriterOptions::new(1),
@@ -406,7 +408,7 @@ async fn bulk_mode_ends_after_bulk_max_secs_even_if_the_backlog_is_not_written()
         bulk_max: Duration::from_secs(2),
         ..WriterOptions::new(1)
     };
-    let (stop, task) = spawn_writer("pg-writer", store, env.nats.url(), options);
+    let (stop, task) = spawn_writer(Stage::PgWriter, store, env.nats.url(), options);
     let deadline = Instant::now() + Duration::from_secs(30);
     while pg.has_vector_index().await.unwrap() {
         assert!(Instant::now() < deadline, "bulk mode never began");

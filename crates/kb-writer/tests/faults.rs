@@ -15,6 +15,7 @@ use kb_core::Secret;
 use kb_pg::PgStore;
 use kb_store::{Applied, Change, MirrorStore, SourceSummary, StoreCounts, StoreError};
 use kb_stream::Progress;
+use kb_stream::Stage;
 use kb_testkit::{FailGuard, TcpProxy};
 use kb_writer::WriterOptions;
 use std::time::{Duration, Instant};
@@ -62,9 +63,10 @@ async fn a_blackholed_store_is_retried_within_the_bound_and_the_document_lands_o
         max_timeouts_per_document: 2,
         ..WriterOptions::new(1)
     };
-    let (stop_pg, pg_task) = spawn_writer("pg-writer", proxied, env.nats.url(), options.clone());
+    let (stop_pg, pg_task) =
+        spawn_writer(Stage::PgWriter, proxied, env.nats.url(), options.clone());
     let (stop_graph, graph_task) =
-        spawn_writer("graph-writer", graph.clone(), env.nats.url(), options);
+        spawn_writer(Stage::GraphWriter, graph.clone(), env.nats.url(), options);
     publish(&env.publisher, &document("warm", 1, 2, DIMS)).await;
     wait_for(&pg, "the warm-up document", Duration::from_secs(60), |s| {
         s.len() == 1
@@ -145,7 +147,7 @@ async fn a_document_that_always_times_out_is_dead_lettered_and_the_next_one_is_w
         max_timeouts_per_document: 3,
         ..WriterOptions::new(1)
     };
-    let (stop, task) = spawn_writer("pg-writer", store, env.nats.url(), options);
+    let (stop, task) = spawn_writer(Stage::PgWriter, store, env.nats.url(), options);
     publish(&env.publisher, &document("big", 1, 4, DIMS)).await;
     publish(&env.publisher, &document("next", 1, 4, DIMS)).await;
 
@@ -179,7 +181,7 @@ async fn a_document_that_always_times_out_is_dead_lettered_and_the_next_one_is_w
         dl[0].reason
     );
     let progress = Progress::new(env.topo.progress.clone())
-        .get("pg-writer", "big")
+        .get(Stage::PgWriter, "big")
         .await
         .unwrap()
         .unwrap();
@@ -190,6 +192,73 @@ async fn a_document_that_always_times_out_is_dead_lettered_and_the_next_one_is_w
         .await
         .unwrap();
     assert!(reason.contains("pg-writer gave up (timeout)"), "{reason}");
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
+
+/// A document the writer keeps dying on (the failpoint drops the delivery unanswered, as a
+/// process killed mid-apply would) is given up by the consume loop itself, as `crashed`, after
+/// `writer.crash_limit` deaths: the writer still marks it failed in its store and records
+/// progress `failed` at that version, so `kb ingest` ends; the next document is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_the_writer_keeps_dying_on_is_recorded_failed_after_crash_limit() {
+    let _fp = FailGuard::new();
+    failpoint::set("consume.handle", "4*skip@doomed").unwrap();
+    let env = env().await;
+    let (pg, _) = fresh_pg(DIMS).await;
+    let options = WriterOptions {
+        ack_wait: Duration::from_secs(1),
+        crash_limit: 3,
+        ..WriterOptions::new(1)
+    };
+    let (stop, task) = spawn_writer(Stage::PgWriter, pg.clone(), env.nats.url(), options);
+    publish(&env.publisher, &document("doomed", 1, 2, DIMS)).await;
+    publish(&env.publisher, &document("fine", 1, 2, DIMS)).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let dl = loop {
+        let dl = dead_letters(&env.topo).await;
+        if !dl.is_empty() {
+            break dl;
+        }
+        assert!(Instant::now() < deadline, "no dead letter");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (dl[0].stage.as_str(), dl[0].error_kind.as_str()),
+        ("pg-writer", "crashed")
+    );
+    let progress = Progress::new(env.topo.progress.clone());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let recorded = loop {
+        match progress.get(Stage::PgWriter, "doomed").await.unwrap() {
+            Some(rec) => break Some(rec),
+            None if Instant::now() >= deadline => break None,
+            None => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    let recorded = recorded.expect("no progress recorded for the document given up");
+    assert_eq!((recorded.version, recorded.status.as_str()), (1, "failed"));
+    assert!(
+        recorded.error.unwrap_or_default().contains("crashed"),
+        "the reason names the give-up"
+    );
+    wait_for(
+        &pg,
+        "doomed failed and fine written",
+        Duration::from_secs(30),
+        |s| {
+            s.len() == 2
+                && s.iter().all(|s| {
+                    s.status
+                        == if s.source_id == "doomed" {
+                            "failed"
+                        } else {
+                            "ok"
+                        }
+                })
+        },
+    )
+    .await;
     stop.cancel();
     task.await.unwrap().unwrap();
 }
@@ -244,7 +313,7 @@ async fn a_rejected_document_is_marked_failed_in_that_store_and_a_retry_of_it_go
         rejecting: true.into(),
     });
     let (stop, task) = spawn_writer(
-        "pg-writer",
+        Stage::PgWriter,
         ArcStore(store.clone()),
         env.nats.url(),
         WriterOptions::new(2),
@@ -269,7 +338,7 @@ async fn a_rejected_document_is_marked_failed_in_that_store_and_a_retry_of_it_go
     assert_eq!(dl.len(), 1, "{dl:?}");
     assert_eq!(dl[0].error_kind, "store_rejected");
     let progress = Progress::new(env.topo.progress.clone())
-        .get("pg-writer", "bad")
+        .get(Stage::PgWriter, "bad")
         .await
         .unwrap()
         .unwrap();

@@ -42,7 +42,7 @@ const TOTALS_EVERY: Duration = Duration::from_secs(2);
 pub fn consumer_spec(concurrency: usize, ack_wait: Duration) -> ConsumerSpec {
     let ack_wait = ack_wait.max(Duration::from_secs(1));
     ConsumerSpec {
-        stage: subjects::EMBEDDER,
+        stage: kb_stream::Stage::Embedder,
         filter_subject: subjects::PARSED_ALL.to_string(),
         ack_wait,
         max_deliver: 20,

@@ -11,7 +11,7 @@ use kb_store::Change;
 use kb_stream::consume::{Delivery, Done, GiveUp, Handler, HandlerError, HandlerErrorKind};
 use kb_stream::input::{self, Input};
 use kb_stream::Progress;
-use kb_stream::{subjects, DeadLetterKind, Mirrored, OutcomeLabel, ProgressStatus, Publisher};
+use kb_stream::{DeadLetterKind, Mirrored, OutcomeLabel, ProgressStatus, Publisher, Stage};
 
 pub struct EmbedStage {
     embedder: Arc<dyn Embedder>,
@@ -89,13 +89,13 @@ impl Handler for EmbedStage {
             format!("{}: {}", source.path, g.reason)
         };
         self.publisher
-            .mirror_change(Change::Failed(source, &reason))
+            .mirror(Change::Failed(source, &reason))
             .await?;
         self.progress
             .finished(
-                subjects::EMBEDDER,
+                Stage::Embedder,
                 source,
-                ProgressStatus::Failed.as_str(),
+                ProgressStatus::Failed,
                 Some(reason),
             )
             .await;
@@ -120,7 +120,7 @@ impl EmbedStage {
         self.embed_document(&mut doc)
             .await
             .map_err(|e| to_handler_error(e).with_source(Some(&source)))?;
-        let label = match self.publisher.mirror_change(Change::Upsert(&doc)).await? {
+        let label = match self.publisher.mirror(Change::Upsert(&doc)).await? {
             Mirrored::Published => OutcomeLabel::EMBEDDED,
             Mirrored::Superseded { .. } | Mirrored::Duplicate => OutcomeLabel::SUPERSEDED,
         };
@@ -150,7 +150,7 @@ mod tests {
         assert_eq!(
             p.kind,
             HandlerErrorKind::Permanent {
-                error_kind: "embedding_failed".into()
+                error_kind: DeadLetterKind::EmbeddingFailed
             }
         );
         assert!(p.reason.contains("401"));

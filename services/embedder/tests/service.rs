@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use kb_core::service::Context;
+use kb_core::settings::EmbedProvider;
 use kb_core::telemetry::Health;
 use kb_core::Settings;
 use kb_embed::fake::{fake_vector, FakeConfig, FakeFlavor, FakeProvider, Fault};
@@ -19,7 +20,7 @@ const DIMS: usize = 8;
 fn settings(nats: &str, fake: &FakeProvider) -> Settings {
     let mut s = Settings::default();
     s.nats.url = nats.to_owned();
-    s.embedder.provider = "openai".into();
+    s.embedder.provider = EmbedProvider::Openai;
     s.embedder.model = "fake-embed".into();
     s.embedder.base_url = fake.base_url();
     s.embedder.dimensions = DIMS;
@@ -197,7 +198,10 @@ async fn a_refused_key_dead_letters_the_document_with_the_reason() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let dl = loop {
         if let Ok(m) = dlq
-            .get_last_raw_message_by_subject(&subjects::dead_letter(subjects::EMBEDDER, "gamma"))
+            .get_last_raw_message_by_subject(&subjects::dead_letter(
+                kb_stream::Stage::Embedder.as_str(),
+                "gamma",
+            ))
             .await
         {
             break DeadLetter::decode(m.payload.as_ref()).unwrap();
@@ -229,7 +233,7 @@ async fn a_refused_key_dead_letters_the_document_with_the_reason() {
     assert_eq!(failed.source.as_ref().unwrap().version, 1);
     assert!(failed.error.contains("401"), "{}", failed.error);
     let progress = kb_stream::Progress::new(p.topology().progress.clone())
-        .get(subjects::EMBEDDER, "gamma")
+        .get(kb_stream::Stage::Embedder, "gamma")
         .await
         .unwrap()
         .expect("progress recorded");
@@ -247,7 +251,7 @@ async fn a_dimension_mismatch_stops_the_start_with_a_clear_error() {
         .unwrap();
     // No broker needed: the probe runs first.
     let mut s = settings("nats://127.0.0.1:9", &fake);
-    s.embedder.provider = "ollama".into();
+    s.embedder.provider = EmbedProvider::Ollama;
     s.embedder.dimensions = 384;
     let (task, _shutdown) = start(s);
     let err = tokio::time::timeout(Duration::from_secs(20), task)
@@ -265,13 +269,13 @@ async fn a_dimension_mismatch_stops_the_start_with_a_clear_error() {
 #[test]
 fn settings_validation_knows_every_provider() {
     let mut s = Settings::default();
-    s.embedder.provider = "mistral".into();
+    s.embedder.provider = EmbedProvider::Mistral;
     let err = s
         .validate(&[kb_core::Component::Embedder])
         .unwrap_err()
         .to_string();
     assert!(err.contains("api_key"), "{err}");
-    s.embedder.provider = "openai".into();
+    s.embedder.provider = EmbedProvider::Openai;
     let err = s
         .validate(&[kb_core::Component::Embedder])
         .unwrap_err()
@@ -279,11 +283,11 @@ fn settings_validation_knows_every_provider() {
     assert!(err.contains("embedder.model"), "{err}");
     s.embedder.model = "text-embedding-3-small".into();
     s.validate(&[kb_core::Component::Embedder]).unwrap();
-    s.embedder.provider = "cohere".into();
-    let err = s
-        .validate(&[kb_core::Component::Embedder])
-        .unwrap_err()
-        .to_string();
+    // An unknown provider does not load at all.
+    let file = std::env::temp_dir().join(format!("kb-embedder-{}.toml", std::process::id()));
+    std::fs::write(&file, "[embedder]\nprovider = \"cohere\"\n").unwrap();
+    let err = Settings::load(Some(&file)).unwrap_err().to_string();
+    let _ = std::fs::remove_file(&file);
     assert!(err.contains("not known"), "{err}");
 }
 
@@ -358,7 +362,10 @@ async fn a_document_the_embedder_dies_on_is_dead_lettered_and_failed_after_crash
     let deadline = Instant::now() + Duration::from_secs(25);
     let dl = loop {
         if let Ok(m) = dlq
-            .get_last_raw_message_by_subject(&subjects::dead_letter(subjects::EMBEDDER, "delta"))
+            .get_last_raw_message_by_subject(&subjects::dead_letter(
+                kb_stream::Stage::Embedder.as_str(),
+                "delta",
+            ))
             .await
         {
             break DeadLetter::decode(m.payload.as_ref()).unwrap();

@@ -29,7 +29,7 @@ pub async fn run(settings: Settings, ctx: Context) -> anyhow::Result<()> {
     };
     // One document at a time: concurrent MERGEs of shared entities conflict on some servers.
     kb_writer::run_with(
-        "graph-writer",
+        kb_writer::Stage::GraphWriter,
         store,
         &settings.nats,
         settings.nats.inline_max_bytes,

@@ -23,7 +23,7 @@ use kb_core::Settings;
 use kb_llm::LlmExtractor;
 use kb_parse::ParseOptions;
 use kb_stream::consume::{self, ConsumerSpec, LoopOptions};
-use kb_stream::{subjects, Progress, Publisher};
+use kb_stream::{subjects, Progress, Publisher, Stage};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,7 +36,7 @@ pub use stage::Parser;
 pub fn consumer_spec(concurrency: usize, ack_wait: Duration) -> ConsumerSpec {
     let ack_wait = ack_wait.max(Duration::from_secs(1));
     ConsumerSpec {
-        stage: subjects::PARSER,
+        stage: Stage::Parser,
         filter_subject: subjects::SOURCE_ALL.to_string(),
         ack_wait,
         max_deliver: 10,

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use kb_core::failpoint::Flow;
 use kb_core::settings::{Isolation, ParserSettings};
-use kb_parse::{ParseError, ParseOptions};
+use kb_parse::{ParseError, ParseErrorKind, ParseOptions};
 use kb_proto::{ParsedDocument, SourceRef};
 use kb_stream::DeadLetterKind;
 
@@ -53,7 +53,21 @@ impl ParseFailure {
 
 impl From<ParseError> for ParseFailure {
     fn from(e: ParseError) -> Self {
-        Self::new(DeadLetterKind::parse(e.kind.as_str()), e.to_string())
+        Self::new(dead_letter_kind(e.kind), e.to_string())
+    }
+}
+
+/// The dead-letter kind of a parse error (same name).
+fn dead_letter_kind(kind: ParseErrorKind) -> DeadLetterKind {
+    match kind {
+        ParseErrorKind::Empty => DeadLetterKind::Empty,
+        ParseErrorKind::TooLarge => DeadLetterKind::TooLarge,
+        ParseErrorKind::UnsupportedFormat => DeadLetterKind::UnsupportedFormat,
+        ParseErrorKind::InvalidEncoding => DeadLetterKind::InvalidEncoding,
+        ParseErrorKind::Corrupt => DeadLetterKind::Corrupt,
+        ParseErrorKind::Encrypted => DeadLetterKind::Encrypted,
+        ParseErrorKind::DecompressionBomb => DeadLetterKind::DecompressionBomb,
+        ParseErrorKind::Timeout => DeadLetterKind::Timeout,
     }
 }
 

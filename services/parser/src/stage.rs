@@ -7,10 +7,10 @@
 use std::sync::Arc;
 
 use kb_llm::{LlmError, LlmExtractor};
-use kb_proto::{mirror_event::Kind, ParsedDocument, SourceEvent};
+use kb_proto::{ParsedDocument, SourceEvent};
 use kb_stream::consume::{Delivery, Done, GiveUp, Handler, HandlerError, HandlerErrorKind};
 use kb_stream::input::{self, Input};
-use kb_stream::{subjects, MirrorPublish, OutcomeLabel, Progress, ProgressStatus, Publisher};
+use kb_stream::{Change, OutcomeLabel, Progress, ProgressStatus, Publisher, Stage};
 
 use crate::runner::{RunFailure, Runner};
 
@@ -125,20 +125,12 @@ impl Handler for Parser {
         } else {
             format!("{named}{}", g.reason)
         };
-        match self
-            .publisher
-            .mirror(source, Kind::Failed, None, &reason)
-            .await?
-        {
-            MirrorPublish::Published | MirrorPublish::Superseded { .. } => {}
-        }
+        // Superseded or a duplicate: the mirror holds a newer state, or this failure already.
+        self.publisher
+            .mirror(Change::Failed(source, &reason))
+            .await?;
         self.progress
-            .finished(
-                subjects::PARSER,
-                source,
-                ProgressStatus::Failed.as_str(),
-                Some(reason),
-            )
+            .finished(Stage::Parser, source, ProgressStatus::Failed, Some(reason))
             .await;
         Ok(())
     }

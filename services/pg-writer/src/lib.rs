@@ -31,7 +31,7 @@ pub async fn run(settings: Settings, dimensions: usize, ctx: Context) -> anyhow:
         }
     };
     kb_writer::run_with(
-        "pg-writer",
+        kb_writer::Stage::PgWriter,
         store,
         &settings.nats,
         settings.nats.inline_max_bytes,

@@ -19,9 +19,9 @@ use kb_core::display::clean;
 use kb_core::failpoint::Flow;
 use kb_core::ids::content_hash;
 use kb_core::telemetry::ProcessingError;
-use kb_proto::{mirror_event::Kind, DeadLetter, SourceRef};
+use kb_proto::{DeadLetter, SourceRef};
 use kb_stream::progress::now_ms;
-use kb_stream::MirrorPublish;
+use kb_stream::{Change, DeadLetterKind, Mirrored};
 use std::time::Instant;
 
 /// Compare-and-set retries before a file is left for the next scan.
@@ -90,9 +90,9 @@ impl Scanner {
             Err(e) => {
                 let reason = format!("unreadable: {e}");
                 ProcessingError {
-                    stage: STAGE,
+                    stage: STAGE.as_str(),
                     source_id: sid,
-                    error_kind: "unreadable",
+                    error_kind: DeadLetterKind::Unreadable.as_str(),
                     transient: true,
                     reason: &format!("{}: {reason}", clean(&file.rel)),
                 }
@@ -219,19 +219,22 @@ impl Scanner {
         &self,
         sid: &str,
         mut source: SourceRef,
-        kind: Kind,
-        error: &str,
+        failure: Option<&str>,
         mut reserved: FileState,
         mut revision: u64,
     ) -> Result<(FileState, u64), WatchError> {
         for _ in 0..CAS_ATTEMPTS {
-            match self.publisher.mirror(&source, kind, None, error).await? {
-                MirrorPublish::Published => return Ok((reserved, revision)),
+            let change = match failure {
+                Some(reason) => Change::Failed(&source, reason),
+                None => Change::Delete(&source),
+            };
+            match self.publisher.mirror(change).await? {
+                Mirrored::Published | Mirrored::Duplicate => return Ok((reserved, revision)),
                 // Only ours can be there under a version reserved for it: an earlier attempt.
-                MirrorPublish::Superseded { current } if current == source.version => {
+                Mirrored::Superseded { current } if current == source.version => {
                     return Ok((reserved, revision))
                 }
-                MirrorPublish::Superseded { current } => {
+                Mirrored::Superseded { current } => {
                     tracing::warn!(
                         source_id = sid,
                         state = source.version,
@@ -299,20 +302,13 @@ impl Scanner {
             size,
         };
         let (reserved, revision) = self
-            .publish_reserved(
-                sid,
-                source.clone(),
-                Kind::Failed,
-                &reason,
-                reserved,
-                revision,
-            )
+            .publish_reserved(sid, source.clone(), Some(&reason), reserved, revision)
             .await?;
         let version = reserved.version;
         self.publisher
             .dead_letter(&DeadLetter {
                 stage: STAGE.to_string(),
-                error_kind: "too_large".to_string(),
+                error_kind: DeadLetterKind::TooLarge.as_str().to_string(),
                 reason: reason.clone(),
                 failed_unix_ms: now_ms(),
                 source: Some(SourceRef { version, ..source }),
@@ -329,7 +325,14 @@ impl Scanner {
             revision,
         )
         .await?;
-        telemetry::failed(sid, version, "too_large", &file.rel, &reason, started);
+        telemetry::failed(
+            sid,
+            version,
+            &DeadLetterKind::TooLarge,
+            &file.rel,
+            &reason,
+            started,
+        );
         Ok(Outcome::TooLarge(
             self.published(sid, version, &file.rel),
             reason,
@@ -395,7 +398,7 @@ impl Scanner {
                 size: 0,
             };
             let published = self
-                .publish_reserved(sid, tombstone, Kind::Delete, "", reserved, revision)
+                .publish_reserved(sid, tombstone, None, reserved, revision)
                 .await;
             let (reserved, revision) = match published {
                 Ok(r) => r,

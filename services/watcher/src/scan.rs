@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// Telemetry and dead-letter stage name.
-pub const STAGE: &str = "watcher";
+pub const STAGE: kb_stream::Stage = kb_stream::Stage::Watcher;
 /// Files handled at once; bounds memory to this many file bodies.
 const CONCURRENCY: usize = 4;
 

@@ -2,12 +2,13 @@
 
 use crate::scan::STAGE;
 use kb_core::telemetry::{EventsSent, ProcessingError};
+use kb_stream::DeadLetterKind;
 use std::time::Instant;
 
 /// One version of `source_id` went out (`outcome`: "published", "deleted", "failed").
 pub(crate) fn sent(source_id: &str, version: u64, outcome: &str, started: Instant) {
     EventsSent {
-        stage: STAGE,
+        stage: STAGE.as_str(),
         source_id,
         version,
         outcome,
@@ -21,15 +22,15 @@ pub(crate) fn sent(source_id: &str, version: u64, outcome: &str, started: Instan
 pub(crate) fn failed(
     source_id: &str,
     version: u64,
-    error_kind: &str,
+    error_kind: &DeadLetterKind,
     path: &str,
     reason: &str,
     started: Instant,
 ) {
     ProcessingError {
-        stage: STAGE,
+        stage: STAGE.as_str(),
         source_id,
-        error_kind,
+        error_kind: error_kind.as_str(),
         transient: false,
         reason: &format!("{}: {reason}", kb_core::display::clean(path)),
     }

@@ -87,15 +87,12 @@ async fn run_publishes_a_dropped_file_through_notifications_and_stops_on_shutdow
 
 #[tokio::test]
 async fn the_running_watcher_collects_orphan_bodies_and_keeps_referenced_ones() {
-    use kb_proto::mirror_event::Kind;
+    use kb_stream::Change;
     let env = setup().await;
     // Referenced: a mirror head with a stored body, made first so it is the older of the two.
     let mut doc = kb_testkit::document("kept", 1, 2, 0);
     doc.title = "t".repeat(4096);
-    env.publisher
-        .mirror(doc.source.as_ref().unwrap(), Kind::Upsert, Some(&doc), "")
-        .await
-        .unwrap();
+    env.publisher.mirror(Change::Upsert(&doc)).await.unwrap();
     let head = env.publisher.mirror_body("kept").await.unwrap().unwrap();
     let referenced = kb_proto::Blob {
         location: Some(kb_proto::blob::Location::Object(head)),

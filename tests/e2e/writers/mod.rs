@@ -9,7 +9,7 @@ use async_nats::HeaderMap;
 use kb_e2e::Pipeline;
 use kb_proto::{
     blob::Location, mirror_event::Kind, Blob, Chunk, Entity, Mention, Message, MirrorEvent,
-    ParsedDocument, Relation, SourceRef,
+    ParsedDocument, Relation,
 };
 use kb_stream::{subjects, Publisher, Topology};
 use std::process::{Command, Output};
@@ -31,31 +31,8 @@ pub async fn jetstream(p: &Pipeline) -> anyhow::Result<Js> {
     Ok(Js { topo, publisher })
 }
 
-pub fn source(id: &str, version: u64) -> SourceRef {
-    SourceRef {
-        link: String::new(),
-        source_id: id.to_owned(),
-        version,
-        origin: "test".to_owned(),
-        path: format!("{id}.txt"),
-        content_hash: format!("hash-{id}-{version}"),
-        media_type: "text/plain".to_owned(),
-        modified_unix_ms: 1_700_000_000_000 + version as i64,
-        size: 100 * version,
-    }
-}
-
-fn vector(seed: u64) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..DIMS)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            ((x >> 40) as f32 / (1u64 << 23) as f32) - 1.0
-        })
-        .collect()
-}
+#[allow(unused_imports)] // not every test binary names it
+pub use kb_testkit::source;
 
 /// `n` chunks whose ids and texts carry the version, entities shared between sources, so a
 /// version's content is recognisable in both stores.
@@ -81,7 +58,10 @@ pub fn document(id: &str, version: u64, n: u32) -> ParsedDocument {
             start_seconds: -1.0,
             end_seconds: -1.0,
             section: String::new(),
-            embedding: vector(u64::from(i) * 1_000_003 + version * 7919 + id.len() as u64),
+            embedding: kb_testkit::vector(
+                DIMS,
+                u64::from(i) * 1_000_003 + version * 7919 + id.len() as u64,
+            ),
         })
         .collect();
     let mentions = chunks
@@ -147,8 +127,11 @@ pub async fn publish_raw(
     msg_id: &str,
 ) -> anyhow::Result<u64> {
     let mut headers = HeaderMap::new();
-    headers.insert(subjects::HEADER_SOURCE_ID, id);
-    headers.insert(subjects::HEADER_VERSION, version.to_string().as_str());
+    headers.insert(kb_stream::Header::SourceId.as_str(), id);
+    headers.insert(
+        kb_stream::Header::Version.as_str(),
+        version.to_string().as_str(),
+    );
     headers.insert("Nats-Msg-Id", msg_id);
     let ack = js
         .topo

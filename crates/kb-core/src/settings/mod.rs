@@ -17,7 +17,7 @@ pub use llm::{LlmConfigError, LlmSettings, Provider as LlmProvider};
 pub use nats::{NatsSettings, NatsSync, UrlAuth};
 pub use query::QuerySettings;
 pub use sources::{DriveSettings, WatcherSettings};
-pub use stages::{EmbedderSettings, Isolation, ParserSettings, WriterSettings};
+pub use stages::{EmbedProvider, EmbedderSettings, Isolation, ParserSettings, WriterSettings};
 pub use stores::{Neo4jSettings, PostgresSettings, SslMode};
 
 use figment::providers::{Env, Format, Toml};

@@ -1,8 +1,10 @@
 //! The pipeline stages: `[parser]`, `[embedder]` and `[writer]` (both writers).
 
+use std::fmt;
 use std::path::PathBuf;
+use std::str::FromStr;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use crate::secret::Secret;
 
@@ -91,12 +93,75 @@ impl ParserSettings {
     }
 }
 
+/// Where embeddings come from (`embedder.provider`); `kb_embed::load_embedder` builds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EmbedProvider {
+    /// The offline model (`embedder.model_dir`).
+    #[default]
+    Local,
+    /// Mistral's API (needs a key).
+    Mistral,
+    /// Any OpenAI-compatible `/v1/embeddings` (needs `embedder.model`).
+    Openai,
+    /// Ollama's `/api/embed` (needs `embedder.model`).
+    Ollama,
+}
+
+impl EmbedProvider {
+    pub const ALL: [EmbedProvider; 4] = [
+        EmbedProvider::Local,
+        EmbedProvider::Mistral,
+        EmbedProvider::Openai,
+        EmbedProvider::Ollama,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmbedProvider::Local => "local",
+            EmbedProvider::Mistral => "mistral",
+            EmbedProvider::Openai => "openai",
+            EmbedProvider::Ollama => "ollama",
+        }
+    }
+
+    /// A remote service, reached over HTTP.
+    pub fn is_remote(self) -> bool {
+        self != EmbedProvider::Local
+    }
+}
+
+impl fmt::Display for EmbedProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EmbedProvider {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "embedder.provider {s:?} is not known (known: local, mistral, openai, ollama)"
+                )
+            })
+    }
+}
+
+impl<'de> Deserialize<'de> for EmbedProvider {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EmbedderSettings {
-    /// "local" (offline model, the default), "mistral", "openai" (any OpenAI-compatible
-    /// `/v1/embeddings`) or "ollama".
-    pub provider: String,
+    pub provider: EmbedProvider,
     pub model_dir: PathBuf,
     pub onnxruntime_lib: PathBuf,
     /// Inference threads; 0 lets the runtime decide.
@@ -142,7 +207,7 @@ pub struct EmbedderSettings {
 impl Default for EmbedderSettings {
     fn default() -> Self {
         Self {
-            provider: "local".into(),
+            provider: EmbedProvider::Local,
             model_dir: PathBuf::from(".stack/model/all-minilm-l6-v2"),
             onnxruntime_lib: PathBuf::from(".stack/model/libonnxruntime.so"),
             threads: 0,
@@ -171,21 +236,19 @@ impl EmbedderSettings {
     /// Validation problems of this section.
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
-        match self.provider.as_str() {
-            "local" => {}
-            "openai" | "ollama" if self.model.trim().is_empty() => p.push(format!(
-                "embedder.model must name the model for provider {}",
-                self.provider
-            )),
-            "openai" | "ollama" => {}
-            "mistral" if self.api_key.is_empty() && self.api_key_file.is_none() => p.push(
+        match self.provider {
+            EmbedProvider::Local => {}
+            EmbedProvider::Openai | EmbedProvider::Ollama if self.model.trim().is_empty() => p
+                .push(format!(
+                    "embedder.model must name the model for provider {}",
+                    self.provider
+                )),
+            EmbedProvider::Openai | EmbedProvider::Ollama => {}
+            EmbedProvider::Mistral if self.api_key.is_empty() && self.api_key_file.is_none() => p.push(
                 "provider mistral needs embedder.api_key (KB_EMBEDDER__API_KEY) or embedder.api_key_file"
                     .into(),
             ),
-            "mistral" => {}
-            other => p.push(format!(
-                "embedder.provider {other:?} is not known (known: local, mistral, openai, ollama)"
-            )),
+            EmbedProvider::Mistral => {}
         }
         if self.batch_size == 0 || self.concurrency == 0 || self.max_in_flight == 0 {
             p.push(
@@ -288,10 +351,15 @@ mod tests {
         assert_eq!(parser.problems().len(), 2, "{:?}", parser.problems());
         let embedder = EmbedderSettings {
             crash_limit: 0,
-            provider: "magic".into(),
+            provider: EmbedProvider::Openai,
             ..EmbedderSettings::default()
         };
         assert_eq!(embedder.problems().len(), 2, "{:?}", embedder.problems());
+        let unknown = serde_json::from_str::<EmbedProvider>("\"magic\"").map_err(|e| e.to_string());
+        assert!(unknown.is_err_and(|e| e.contains("\"magic\" is not known")));
+        for p in EmbedProvider::ALL {
+            assert_eq!(p.as_str().parse(), Ok(p));
+        }
         let writer = WriterSettings {
             ack_wait_secs: 0,
             crash_limit: 0,

@@ -120,7 +120,7 @@ pub fn decode_response(out: &[u8]) -> Option<Result<ParsedDocument, ParseFailure
         (b'F', rest) => {
             let text = String::from_utf8_lossy(rest);
             let (kind, reason) = text.split_once('\n')?;
-            Some(Err(ParseFailure::new(DeadLetterKind::parse(kind), reason)))
+            Some(Err(ParseFailure::new(DeadLetterKind::read(kind), reason)))
         }
         _ => None,
     }

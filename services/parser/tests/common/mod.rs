@@ -78,7 +78,7 @@ impl Running {
 
     /// The parser's dead letter for `id`, once there is one.
     pub async fn dead_letter(&self, id: &str, within: Duration) -> DeadLetter {
-        let subject = subjects::dead_letter(subjects::PARSER, id);
+        let subject = subjects::dead_letter(kb_stream::Stage::Parser.as_str(), id);
         let deadline = Instant::now() + within;
         loop {
             if let Ok(m) = self
@@ -95,7 +95,7 @@ impl Running {
     }
 
     pub async fn has_dead_letter(&self, id: &str) -> bool {
-        let subject = subjects::dead_letter(subjects::PARSER, id);
+        let subject = subjects::dead_letter(kb_stream::Stage::Parser.as_str(), id);
         self.topo
             .dlq
             .get_last_raw_message_by_subject(&subject)

@@ -10,9 +10,9 @@ use super::DriveSource;
 use crate::error::{WatchError, WatchErrorKind};
 use crate::scan::STAGE;
 use kb_core::failpoint::Flow;
-use kb_proto::{mirror_event::Kind, DeadLetter, SourceRef};
+use kb_proto::{DeadLetter, SourceRef};
 use kb_stream::progress::now_ms;
-use kb_stream::MirrorPublish;
+use kb_stream::{Change as MirrorChange, DeadLetterKind, Mirrored};
 
 /// What a change publishes.
 pub(crate) enum Change {
@@ -20,7 +20,7 @@ pub(crate) enum Change {
     Upsert(Vec<u8>),
     /// A FAILED mirror event and a dead letter.
     Failed {
-        error_kind: &'static str,
+        error_kind: DeadLetterKind,
         reason: String,
     },
     /// A DELETE mirror event.
@@ -96,21 +96,24 @@ impl DriveSource {
         change: Change,
         resumed: bool,
     ) -> Result<(), WatchError> {
-        let (kind, failure) = match change {
+        let failure = match change {
             Change::Upsert(bytes) => {
                 // Same version, same content: a second publish is deduplicated or harmless.
                 self.publisher.source(source, bytes).await?;
                 return Ok(());
             }
-            Change::Failed { error_kind, reason } => (Kind::Failed, Some((error_kind, reason))),
-            Change::Delete => (Kind::Delete, None),
+            Change::Failed { error_kind, reason } => Some((error_kind, reason)),
+            Change::Delete => None,
         };
-        let error = failure.as_ref().map_or("", |(_, reason)| reason.as_str());
-        match self.publisher.mirror(source, kind, None, error).await? {
-            MirrorPublish::Published => {}
+        let mirrored = match &failure {
+            Some((_, reason)) => MirrorChange::Failed(source, reason),
+            None => MirrorChange::Delete(source),
+        };
+        match self.publisher.mirror(mirrored).await? {
+            Mirrored::Published | Mirrored::Duplicate => {}
             // Published before the stop that left the reservation.
-            MirrorPublish::Superseded { current } if resumed && current == source.version => {}
-            MirrorPublish::Superseded { current } => {
+            Mirrored::Superseded { current } if resumed && current == source.version => {}
+            Mirrored::Superseded { current } => {
                 return Err(WatchError::new(
                     WatchErrorKind::Conflict,
                     format!(
@@ -125,7 +128,7 @@ impl DriveSource {
             self.publisher
                 .dead_letter(&DeadLetter {
                     stage: STAGE.to_string(),
-                    error_kind: error_kind.to_string(),
+                    error_kind: error_kind.as_str().to_string(),
                     reason,
                     failed_unix_ms: now_ms(),
                     source: Some(source.clone()),

@@ -18,6 +18,7 @@ use kb_drive::export::{exported_name, fetch_plan, Fetch};
 use kb_drive::{DriveError, DriveErrorKind, File};
 use kb_proto::SourceRef;
 use kb_stream::progress::now_ms;
+use kb_stream::DeadLetterKind;
 use std::time::Instant;
 
 /// Compare-and-set retries before a file is left for the next sync.
@@ -131,7 +132,9 @@ impl DriveSource {
         }
         if let Some(size) = t.file.size.filter(|&s| s > self.max_file_bytes) {
             let reason = too_large_reason(size, self.max_file_bytes);
-            return self.fail(sid, t, prev, "too_large", reason).await;
+            return self
+                .fail(sid, t, prev, DeadLetterKind::TooLarge, reason)
+                .await;
         }
         let fetched = match &t.fetch {
             Fetch::Export(m) => self.client.export(&t.file.id, m, self.max_file_bytes).await,
@@ -143,15 +146,28 @@ impl DriveSource {
                 return match e.kind {
                     DriveErrorKind::TooLarge => {
                         let reason = e.message().to_string();
-                        self.fail(sid, t, prev, "too_large", reason).await
+                        self.fail(sid, t, prev, DeadLetterKind::TooLarge, reason)
+                            .await
                     }
                     DriveErrorKind::Invalid => {
-                        self.fail(sid, t, prev, "unreadable", format!("unreadable: {e}"))
-                            .await
+                        self.fail(
+                            sid,
+                            t,
+                            prev,
+                            DeadLetterKind::Unreadable,
+                            format!("unreadable: {e}"),
+                        )
+                        .await
                     }
                     DriveErrorKind::Refused if refused_for_good(&e) => {
-                        self.fail(sid, t, prev, "unreadable", format!("unreadable: {e}"))
-                            .await
+                        self.fail(
+                            sid,
+                            t,
+                            prev,
+                            DeadLetterKind::Unreadable,
+                            format!("unreadable: {e}"),
+                        )
+                        .await
                     }
                     DriveErrorKind::NotFound => Ok(Outcome::Vanished),
                     // Transient: the sync stops and is redone. A download refused for
@@ -217,7 +233,7 @@ impl DriveSource {
         sid: &str,
         t: &Target<'_>,
         prev: Option<&Entry<DriveFileState>>,
-        error_kind: &'static str,
+        error_kind: DeadLetterKind,
         reason: String,
     ) -> Result<Outcome, WatchError> {
         let started = Instant::now();
@@ -247,11 +263,11 @@ impl DriveSource {
             pending: false,
         };
         let change = Change::Failed {
-            error_kind,
+            error_kind: error_kind.clone(),
             reason: reason.clone(),
         };
         let version = Box::pin(self.commit(sid, prev, next, source, change)).await?;
-        telemetry::failed(sid, version, error_kind, &clean(&t.path), &reason, started);
+        telemetry::failed(sid, version, &error_kind, &clean(&t.path), &reason, started);
         Ok(Outcome::Failed(
             self.published(sid, version, &t.path),
             reason,
@@ -265,7 +281,7 @@ impl DriveSource {
         file: &File,
         parent: &str,
         path: &str,
-        error_kind: &'static str,
+        error_kind: DeadLetterKind,
         reason: String,
     ) -> Result<Outcome, WatchError> {
         let t = self.target(file, parent, path);
@@ -273,7 +289,7 @@ impl DriveSource {
         let mut prev = self.store.file(&sid).await?;
         for _ in 0..CAS_ATTEMPTS {
             match self
-                .fail(&sid, &t, prev.as_ref(), error_kind, reason.clone())
+                .fail(&sid, &t, prev.as_ref(), error_kind.clone(), reason.clone())
                 .await
             {
                 Err(e) if e.kind == WatchErrorKind::Conflict => {

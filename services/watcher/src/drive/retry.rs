@@ -15,6 +15,7 @@ use kb_core::display::clean;
 use kb_drive::{DriveErrorKind, File};
 use kb_proto::{DeadLetter, SourceRef};
 use kb_stream::progress::now_ms;
+use kb_stream::DeadLetterKind;
 use std::collections::{HashMap, HashSet};
 
 /// The attempts of one sync.
@@ -62,11 +63,11 @@ impl Attempts {
 }
 
 /// The dead letter's error kind for a file given up on.
-fn error_kind(e: &WatchError) -> &'static str {
+fn error_kind(e: &WatchError) -> DeadLetterKind {
     match e.kind {
-        WatchErrorKind::Conflict => "conflict",
-        WatchErrorKind::Corrupt => "corrupt_state",
-        _ => "unreadable",
+        WatchErrorKind::Conflict => DeadLetterKind::Conflict,
+        WatchErrorKind::Corrupt => DeadLetterKind::CorruptState,
+        _ => DeadLetterKind::Unreadable,
     }
 }
 
@@ -166,7 +167,7 @@ impl DriveSource {
             self.publisher
                 .dead_letter(&DeadLetter {
                     stage: STAGE.to_string(),
-                    error_kind: error_kind(&err).to_string(),
+                    error_kind: error_kind(&err).as_str().to_string(),
                     reason: format!("cannot delete: {reason} (failed {attempts} times)"),
                     failed_unix_ms: now_ms(),
                     source: Some(SourceRef {

@@ -29,7 +29,7 @@ use crate::error::{StreamError, StreamErrorKind};
 use crate::progress::now_ms;
 use crate::subjects;
 use crate::topology::Topology;
-use crate::wire::Header;
+use crate::wire::{Header, Stage};
 use async_nats::jetstream::consumer::pull::OrderedConfig;
 use async_nats::jetstream::kv;
 use futures::{StreamExt, TryStreamExt};
@@ -41,11 +41,11 @@ use std::time::Duration;
 pub const VERSION_FLOOR_KEY: &str = "mirror-version-floor";
 
 /// The stages that record progress per source.
-const PROGRESS_STAGES: [&str; 4] = [
-    subjects::PARSER,
-    subjects::EMBEDDER,
-    subjects::PG_WRITER,
-    subjects::GRAPH_WRITER,
+const PROGRESS_STAGES: [Stage; 4] = [
+    Stage::Parser,
+    Stage::Embedder,
+    Stage::PgWriter,
+    Stage::GraphWriter,
 ];
 
 /// What a source's authority (the watcher that numbers its versions) did when asked to
@@ -278,7 +278,7 @@ pub async fn collect(
             continue;
         }
         for stage in PROGRESS_STAGES {
-            let key = format!("{stage}.{sid}");
+            let key = format!("{}.{sid}", stage.as_str());
             let entry = topo
                 .progress
                 .entry(key.as_str())

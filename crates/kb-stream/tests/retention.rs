@@ -9,7 +9,7 @@ use kb_proto::SourceRef;
 use kb_store::Change;
 use kb_stream::progress::ProgressRecord;
 use kb_stream::retention::{self, Authority, Forget};
-use kb_stream::{subjects, Progress, Publisher, StreamError};
+use kb_stream::{subjects, Progress, ProgressStatus, Publisher, Stage, StreamError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -49,14 +49,14 @@ async fn messages_on(stream: &async_nats::jetstream::stream::Stream, subject: &s
     }
 }
 
-async fn record(progress: &Progress, stage: &str, sid: &str, version: u64) -> anyhow::Result<()> {
+async fn record(progress: &Progress, stage: Stage, sid: &str, version: u64) -> anyhow::Result<()> {
     progress
         .record(
             stage,
             sid,
             &ProgressRecord {
                 version,
-                status: "deleted".into(),
+                status: ProgressStatus::Deleted,
                 error: None,
                 at_unix_ms: 0,
                 path: None,
@@ -73,10 +73,10 @@ async fn a_tombstone_past_the_retention_is_forgotten_once_every_writer_has_it() 
     let topo = p.topology().clone();
     let progress = Progress::new(topo.progress.clone());
     let live = kb_testkit::document("live", 3, 1, 0);
-    p.mirror_change(Change::Upsert(&live)).await?;
-    p.mirror_change(Change::Delete(&kb_testkit::source("gone", 5)))
+    p.mirror(Change::Upsert(&live)).await?;
+    p.mirror(Change::Delete(&kb_testkit::source("gone", 5)))
         .await?;
-    for stage in [subjects::PARSER, subjects::PG_WRITER] {
+    for stage in [Stage::Parser, Stage::PgWriter] {
         record(&progress, stage, "gone", 5).await?;
     }
     // A writer that has not acknowledged anything yet.
@@ -121,9 +121,9 @@ async fn a_tombstone_past_the_retention_is_forgotten_once_every_writer_has_it() 
         messages_on(&topo.mirror, &subjects::mirror("gone")).await,
         0
     );
-    for stage in [subjects::PARSER, subjects::PG_WRITER] {
+    for stage in [Stage::Parser, Stage::PgWriter] {
         assert!(progress.get(stage, "gone").await?.is_none());
-        let key = format!("{}{stage}.gone", topo.progress.prefix);
+        let key = format!("{}{}.gone", topo.progress.prefix, stage.as_str());
         assert_eq!(messages_on(&topo.progress.stream, &key).await, 0, "{key}");
     }
     // The live source is untouched; a new version of the forgotten one goes above it.
@@ -142,7 +142,7 @@ async fn a_source_back_while_its_tombstone_is_forgotten_keeps_its_new_version() 
 {
     let (_nats, p) = setup().await?;
     let topo = p.topology().clone();
-    p.mirror_change(Change::Delete(&kb_testkit::source("back", 2)))
+    p.mirror(Change::Delete(&kb_testkit::source("back", 2)))
         .await?;
     let authority = Lets(AtomicBool::new(true));
     // Pause right before the head is purged: the file comes back as version 3 then.
@@ -156,7 +156,7 @@ async fn a_source_back_while_its_tombstone_is_forgotten_keeps_its_new_version() 
         "the collection never reached the head"
     );
     let back = kb_testkit::document("back", 3, 1, 0);
-    p.mirror_change(Change::Upsert(&back)).await?;
+    p.mirror(Change::Upsert(&back)).await?;
     kb_core::failpoint::release("retention.before_head");
     let r = collecting.await??;
     assert_eq!(r.forgotten, 1, "{r:?}");

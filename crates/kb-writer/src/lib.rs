@@ -547,7 +547,7 @@ pub async fn run_with<S: MirrorStore + 'static, T: NatsTarget + ?Sized>(
 /// above every forgotten one, so a tombstone that outlived its retention here does no harm.
 async fn purge_tombstones_periodically<S: MirrorStore>(
     store: Arc<S>,
-    stage: &'static str,
+    stage: Stage,
     interval: Duration,
     retention: Duration,
     shutdown: tokio_util::sync::CancellationToken,
@@ -563,13 +563,19 @@ async fn purge_tombstones_periodically<S: MirrorStore>(
         let before = kb_stream::progress::now_ms() - retention.as_millis() as i64;
         match store.purge_tombstones(before).await {
             Ok(n) => {
-                metrics::counter!("kb_store_tombstones_purged_total", "stage" => stage)
+                metrics::counter!("kb_store_tombstones_purged_total", "stage" => stage.as_str())
                     .increment(n);
                 if n > 0 {
-                    tracing::info!(stage, purged = n, "store tombstones past the retention");
+                    tracing::info!(
+                        stage = stage.as_str(),
+                        purged = n,
+                        "store tombstones past the retention"
+                    );
                 }
             }
-            Err(e) => tracing::warn!(stage, error = %e, "cannot purge store tombstones"),
+            Err(e) => {
+                tracing::warn!(stage = stage.as_str(), error = %e, "cannot purge store tombstones")
+            }
         }
     }
 }

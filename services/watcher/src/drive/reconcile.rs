@@ -149,25 +149,12 @@ impl DriveSource {
                         self.fail(sid, t, prev, DeadLetterKind::TooLarge, reason)
                             .await
                     }
-                    DriveErrorKind::Invalid => {
-                        self.fail(
-                            sid,
-                            t,
-                            prev,
-                            DeadLetterKind::Unreadable,
-                            format!("unreadable: {e}"),
-                        )
-                        .await
-                    }
-                    DriveErrorKind::Refused if refused_for_good(&e) => {
-                        self.fail(
-                            sid,
-                            t,
-                            prev,
-                            DeadLetterKind::Unreadable,
-                            format!("unreadable: {e}"),
-                        )
-                        .await
+                    DriveErrorKind::Invalid | DriveErrorKind::Refused
+                        if e.kind == DriveErrorKind::Invalid || refused_for_good(&e) =>
+                    {
+                        let reason = format!("unreadable: {e}");
+                        self.fail(sid, t, prev, DeadLetterKind::Unreadable, reason)
+                            .await
                     }
                     DriveErrorKind::NotFound => Ok(Outcome::Vanished),
                     // Transient: the sync stops and is redone. A download refused for

@@ -117,9 +117,9 @@ async fn tombstones_past_the_retention_are_purged_and_younger_ones_kept() {
         .apply(Change::Delete(&source("old", 2)))
         .await
         .unwrap();
-    let between = now_ms() + 1;
+    let between = kb_testkit::now_ms() + 1;
     // deleted_at is the writer's clock in ms: the next one is later.
-    while now_ms() <= between {
+    while kb_testkit::now_ms() <= between {
         tokio::task::yield_now().await;
     }
     g.store
@@ -138,11 +138,4 @@ async fn tombstones_past_the_retention_are_purged_and_younger_ones_kept() {
         g.store.apply(Change::Upsert(&back)).await.unwrap(),
         Applied::Written
     );
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }

@@ -442,7 +442,7 @@ async fn tombstones_past_the_retention_are_purged_and_younger_ones_kept() {
         .apply(Change::Delete(&source("new", 4)))
         .await
         .unwrap();
-    let a_day_ago = now_ms() - 24 * 3600 * 1000;
+    let a_day_ago = kb_testkit::now_ms() - 24 * 3600 * 1000;
     assert_eq!(store.purge_tombstones(a_day_ago).await.unwrap(), 1);
     let left: Vec<String> = sqlx::query_scalar("SELECT source_id FROM tombstones")
         .fetch_all(store.pool())
@@ -455,11 +455,4 @@ async fn tombstones_past_the_retention_are_purged_and_younger_ones_kept() {
         store.apply(Change::Upsert(&back)).await.unwrap(),
         Applied::Written
     );
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }

@@ -225,12 +225,7 @@ pub async fn run_periodically(
     grace: Duration,
     shutdown: CancellationToken,
 ) {
-    let interval = interval.max(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
+    crate::periodic::every(interval, &shutdown, || async {
         match collect(&topo, grace).await {
             Ok(r) => {
                 metrics::counter!("kb_blob_gc_deleted_total").increment(r.deleted);
@@ -245,5 +240,6 @@ pub async fn run_periodically(
             }
             Err(e) => tracing::warn!(error = %e, "blob gc failed; trying again later"),
         }
-    }
+    })
+    .await;
 }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod gc;
 pub mod input;
 pub mod journal;
+pub mod periodic;
 pub mod progress;
 pub mod publish;
 pub mod retention;

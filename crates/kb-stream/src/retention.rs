@@ -322,12 +322,7 @@ pub async fn run_periodically(
     if retention.is_zero() {
         return;
     }
-    let interval = interval.max(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
+    crate::periodic::every(interval, &shutdown, || async {
         match collect(&topo, retention, authority).await {
             Ok(r) => {
                 metrics::counter!("kb_tombstones_forgotten_total").increment(r.forgotten);
@@ -341,5 +336,6 @@ pub async fn run_periodically(
             }
             Err(e) => tracing::warn!(error = %e, "tombstone retention failed; trying again later"),
         }
-    }
+    })
+    .await;
 }

@@ -126,6 +126,13 @@ pub fn document(id: &str, version: u64, chunks: u32, dimensions: usize) -> Parse
     }
 }
 
+/// The wall clock in unix milliseconds, as the stores stamp `deleted_at` and progress.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,7 +43,7 @@ mod tap;
 mod tls;
 
 pub use fail::FailGuard;
-pub use fixtures::{document, source, vector};
+pub use fixtures::{document, now_ms, source, vector};
 pub use graph::GraphDb;
 pub use graph_server::GraphServer;
 pub use nats::{nkey_user, NatsAuth, NatsConfig, NatsServer, NatsTls};

@@ -555,11 +555,7 @@ async fn purge_tombstones_periodically<S: MirrorStore>(
     if retention.is_zero() {
         return;
     }
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(interval.max(Duration::from_secs(1))) => {}
-        }
+    kb_stream::periodic::every(interval, &shutdown, || async {
         let before = kb_stream::progress::now_ms() - retention.as_millis() as i64;
         match store.purge_tombstones(before).await {
             Ok(n) => {
@@ -577,7 +573,8 @@ async fn purge_tombstones_periodically<S: MirrorStore>(
                 tracing::warn!(stage = stage.as_str(), error = %e, "cannot purge store tombstones")
             }
         }
-    }
+    })
+    .await;
 }
 
 #[cfg(test)]

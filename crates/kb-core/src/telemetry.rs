@@ -267,6 +267,43 @@ impl ProcessingError<'_> {
     }
 }
 
+/// A background collector (the blob GC, the tombstone retention, a writer's store tombstones)
+/// finished a run: counts what it removed and logs its report (info when it removed
+/// something, debug otherwise, so an idle collector stays quiet).
+pub struct CollectorRan<'a> {
+    /// Its name in logs: `blob gc`, `tombstone retention`, `store tombstones`.
+    pub collector: &'static str,
+    /// The counter of what it removed (docs/telemetry.md), with its labels.
+    pub counter: &'static str,
+    pub labels: &'a [(&'static str, &'static str)],
+    pub removed: u64,
+    /// The run's own figures, logged as they are.
+    pub report: &'a dyn std::fmt::Debug,
+}
+
+impl CollectorRan<'_> {
+    pub fn emit(&self) {
+        metrics::counter!(self.counter, self.labels).increment(self.removed);
+        if self.removed > 0 {
+            tracing::info!(collector = self.collector, labels = ?self.labels, removed = self.removed, report = ?self.report, "collector ran");
+        } else {
+            tracing::debug!(collector = self.collector, labels = ?self.labels, report = ?self.report, "collector ran");
+        }
+    }
+}
+
+/// A background collector's run failed; it tries again at its next run.
+pub struct CollectorFailed<'a> {
+    pub collector: &'static str,
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl CollectorFailed<'_> {
+    pub fn emit(&self) {
+        tracing::warn!(collector = self.collector, error = %self.error, "collector failed; trying again at its next run");
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -26,6 +26,7 @@ use crate::subjects;
 use crate::topology::Topology;
 use async_nats::jetstream::stream::{LastRawMessageErrorKind, Stream as JsStream};
 use futures::StreamExt;
+use kb_core::telemetry::{CollectorFailed, CollectorRan};
 use kb_proto::{DeadLetter, Message};
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -227,18 +228,19 @@ pub async fn run_periodically(
 ) {
     crate::periodic::every(interval, &shutdown, || async {
         match collect(&topo, grace).await {
-            Ok(r) => {
-                metrics::counter!("kb_blob_gc_deleted_total").increment(r.deleted);
-                tracing::info!(
-                    scanned = r.scanned,
-                    deleted = r.deleted,
-                    referenced = r.referenced,
-                    young = r.young,
-                    skipped = r.skipped,
-                    "blob gc"
-                );
+            Ok(r) => CollectorRan {
+                collector: "blob gc",
+                counter: "kb_blob_gc_deleted_total",
+                labels: &[],
+                removed: r.deleted,
+                report: &r,
             }
-            Err(e) => tracing::warn!(error = %e, "blob gc failed; trying again later"),
+            .emit(),
+            Err(e) => CollectorFailed {
+                collector: "blob gc",
+                error: &e,
+            }
+            .emit(),
         }
     })
     .await;

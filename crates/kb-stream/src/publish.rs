@@ -406,12 +406,12 @@ impl Publisher {
             error: error.to_string(),
         };
         let payload = ev.encode_to_vec();
-        let kind_name = kind.as_str_name().to_ascii_lowercase();
+        let kind_name = crate::wire::mirror_kind_header(kind);
         // Our body is stored, our message not yet sent: the window of two publishers.
         let _ = kb_core::failpoint!("mirror.before_send", sid);
         for _ in 0..16 {
             let expected = head.as_ref().map(|h| h.sequence).unwrap_or(0);
-            let msg = Self::message(payload.clone(), "mirror", &source, &kind_name)
+            let msg = Self::message(payload.clone(), "mirror", &source, kind_name)
                 .expected_last_subject_sequence(expected);
             match self.send(subjects::mirror(sid), msg).await {
                 Ok(ack) if ack.duplicate => {

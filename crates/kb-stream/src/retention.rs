@@ -14,8 +14,9 @@
 //!   moved on (the file is back) keeps everything ([`Authority`]).
 //!
 //! Versions stay monotonic: before anything is forgotten, the **version floor** (a key in
-//! `kb_watch`) is raised to the tombstone's version, and a source without state is given its
-//! next version above both its mirror head and the floor ([`crate::Publisher::highest_version`]).
+//! `kb_watch`) is raised to the highest version among the tombstones about to be forgotten,
+//! and a source without state is given its next version above both its mirror head and the
+//! floor ([`crate::Publisher::highest_version`]).
 //! So a re-created file gets a version above every forgotten tombstone, and a store that still
 //! holds its own tombstone (the writers forget theirs on their own schedule) takes it. The
 //! floor is used only to number new versions, never to judge a message stale: a version
@@ -29,11 +30,12 @@ use crate::error::{StreamError, StreamErrorKind};
 use crate::progress::now_ms;
 use crate::subjects;
 use crate::topology::Topology;
-use crate::wire::{Header, Stage};
+use crate::wire::{mirror_kind_header, Header, Stage};
 use async_nats::jetstream::consumer::pull::OrderedConfig;
 use async_nats::jetstream::kv;
 use futures::{StreamExt, TryStreamExt};
-use kb_proto::{MirrorEvent, SourceRef};
+use kb_core::telemetry::{CollectorFailed, CollectorRan};
+use kb_proto::{mirror_event, MirrorEvent, SourceRef};
 use prost::Message as _;
 use std::time::Duration;
 
@@ -231,7 +233,7 @@ async fn expired_tombstones(topo: &Topology, cutoff_ms: i64) -> Result<Vec<Expir
             .as_ref()
             .and_then(|h| h.get(Header::Kind.as_str()))
             .map(|v| v.as_str().to_owned());
-        if kind.as_deref() == Some("delete") {
+        if kind.as_deref() == Some(mirror_kind_header(mirror_event::Kind::Delete)) {
             found.push(info.stream_sequence);
         }
     }
@@ -263,15 +265,18 @@ pub async fn collect(
     let mut report = RetentionReport::default();
     let cutoff = now_ms() - retention.as_millis() as i64;
     let applied = acknowledged_by_all(topo).await?;
-    for t in expired_tombstones(topo, cutoff).await? {
-        report.expired += 1;
-        if t.sequence > applied {
-            report.unapplied += 1;
-            continue;
-        }
+    let expired = expired_tombstones(topo, cutoff).await?;
+    report.expired = expired.len() as u64;
+    let (candidates, unapplied): (Vec<_>, Vec<_>) =
+        expired.into_iter().partition(|t| t.sequence <= applied);
+    report.unapplied = unapplied.len() as u64;
+    // First the floor, once for the whole batch: from here on a new version of any of these
+    // sources is numbered above its tombstone.
+    if let Some(highest) = candidates.iter().map(|t| t.source.version).max() {
+        raise_floor(topo, highest).await?;
+    }
+    for t in candidates {
         let sid = t.source.source_id.as_str();
-        // First the floor: from here on a new version of this source is numbered above it.
-        raise_floor(topo, t.source.version).await?;
         let _ = kb_core::failpoint!("retention.before_forget", sid);
         if authority.forget(&t.source).await? == Forget::Kept {
             report.kept += 1;
@@ -324,17 +329,19 @@ pub async fn run_periodically(
     }
     crate::periodic::every(interval, &shutdown, || async {
         match collect(&topo, retention, authority).await {
-            Ok(r) => {
-                metrics::counter!("kb_tombstones_forgotten_total").increment(r.forgotten);
-                tracing::info!(
-                    expired = r.expired,
-                    forgotten = r.forgotten,
-                    unapplied = r.unapplied,
-                    kept = r.kept,
-                    "tombstone retention"
-                );
+            Ok(r) => CollectorRan {
+                collector: "tombstone retention",
+                counter: "kb_tombstones_forgotten_total",
+                labels: &[],
+                removed: r.forgotten,
+                report: &r,
             }
-            Err(e) => tracing::warn!(error = %e, "tombstone retention failed; trying again later"),
+            .emit(),
+            Err(e) => CollectorFailed {
+                collector: "tombstone retention",
+                error: &e,
+            }
+            .emit(),
         }
     })
     .await;

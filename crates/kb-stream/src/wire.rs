@@ -59,6 +59,18 @@ impl fmt::Display for Header {
     }
 }
 
+/// The `Kb-Kind` header value of a mirror event of `kind` (the proto name, lower-cased), as
+/// the publisher writes it and the retention's headers-only scan reads it.
+pub fn mirror_kind_header(kind: kb_proto::mirror_event::Kind) -> &'static str {
+    use kb_proto::mirror_event::Kind;
+    match kind {
+        Kind::Unspecified => "kind_unspecified",
+        Kind::Upsert => "upsert",
+        Kind::Delete => "delete",
+        Kind::Failed => "failed",
+    }
+}
+
 /// An unknown name in a closed set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownName {
@@ -417,6 +429,18 @@ mod tests {
         assert_eq!(Header::SourceId.as_str(), "Kb-Source-Id");
         assert_eq!(Header::Version.as_str(), "Kb-Version");
         assert_eq!(Header::Kind.as_str(), "Kb-Kind");
+        for kind in [
+            kb_proto::mirror_event::Kind::Unspecified,
+            kb_proto::mirror_event::Kind::Upsert,
+            kb_proto::mirror_event::Kind::Delete,
+            kb_proto::mirror_event::Kind::Failed,
+        ] {
+            // The header value stays what the publisher wrote before it was one function.
+            assert_eq!(
+                mirror_kind_header(kind),
+                kind.as_str_name().to_ascii_lowercase()
+            );
+        }
         assert_eq!(Header::ErrorKind.as_str(), "Kb-Error-Kind");
         let stages: Vec<&str> = Stage::ALL.iter().map(|s| s.as_str()).collect();
         assert_eq!(

@@ -557,21 +557,21 @@ async fn purge_tombstones_periodically<S: MirrorStore>(
     }
     kb_stream::periodic::every(interval, &shutdown, || async {
         let before = kb_stream::progress::now_ms() - retention.as_millis() as i64;
+        let collector = "store tombstones";
         match store.purge_tombstones(before).await {
-            Ok(n) => {
-                metrics::counter!("kb_store_tombstones_purged_total", "stage" => stage.as_str())
-                    .increment(n);
-                if n > 0 {
-                    tracing::info!(
-                        stage = stage.as_str(),
-                        purged = n,
-                        "store tombstones past the retention"
-                    );
-                }
+            Ok(n) => kb_core::telemetry::CollectorRan {
+                collector,
+                counter: "kb_store_tombstones_purged_total",
+                labels: &[("stage", stage.as_str())],
+                removed: n,
+                report: &n,
             }
-            Err(e) => {
-                tracing::warn!(stage = stage.as_str(), error = %e, "cannot purge store tombstones")
+            .emit(),
+            Err(e) => kb_core::telemetry::CollectorFailed {
+                collector,
+                error: &e,
             }
+            .emit(),
         }
     })
     .await;

@@ -8,7 +8,9 @@ test:          ## the whole test suite against real servers it starts itself
 	deploy/local/test
 
 # COMPOSE_CLUSTER=1: three NATS nodes, everything at 3 replicas (docker-compose.cluster.yml).
-COMPOSE_FILES = $(if $(COMPOSE_CLUSTER),-f deploy/compose/docker-compose.cluster.yml)
+# COMPOSE_HOSTED=1: hosted Postgres and Neo4j instead of the bundled ones (docker-compose.hosted.yml).
+COMPOSE_FILES = $(if $(COMPOSE_CLUSTER),-f deploy/compose/docker-compose.cluster.yml) \
+	$(if $(COMPOSE_HOSTED),-f deploy/compose/docker-compose.hosted.yml)
 
 compose-up:    ## build every image locally (no registry) and start the compose deployment
 	deploy/images/build

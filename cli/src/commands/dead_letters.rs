@@ -27,6 +27,7 @@ use kb_core::{Component, Settings};
 use kb_proto::{
     Blob, DeadLetter, Message, MirrorEvent, ParsedDocument, ParsedEvent, SourceEvent, SourceRef,
 };
+use kb_stream::wire::{header_value, parse_header_line};
 use kb_stream::{subjects, DeadLetterKind, Header, Publisher, Topology};
 use kb_watcher::drive::{DriveFileState, DriveStore};
 use kb_watcher::state::{FileState, WatchState};
@@ -428,7 +429,7 @@ fn print_full(f: &Full, payload: &[u8]) {
 fn retry_headers(dl: &DeadLetter, id: u64) -> HeaderMap {
     let mut headers = HeaderMap::new();
     for line in &dl.original_headers {
-        if let Some((name, value)) = line.split_once(": ") {
+        if let Some((name, value)) = parse_header_line(line) {
             if Header::is_jetstream_control(name) {
                 continue;
             }
@@ -670,12 +671,8 @@ async fn republish_mirror(
     id: u64,
 ) -> anyhow::Result<RetryOutcome> {
     // An undecodable message still carries the version header it was published with.
-    let header_version = dl.original_headers.iter().find_map(|line| {
-        let (name, value) = line.split_once(": ")?;
-        name.eq_ignore_ascii_case(Header::Version.as_str())
-            .then(|| value.parse::<u64>().ok())
-            .flatten()
-    });
+    let header_version =
+        header_value(&dl.original_headers, Header::Version).and_then(|v| v.parse::<u64>().ok());
     let ours = dl
         .source
         .as_ref()

@@ -121,6 +121,7 @@ pub struct Delivery {
     pub source_id: String,
     /// 1 on first delivery.
     pub deliveries: u64,
+    /// Its headers as a dead letter keeps them ([`crate::wire::header_lines`]).
     pub headers: Vec<String>,
     /// The stream it came from and its sequence there (the message's identity).
     pub stream: String,
@@ -427,11 +428,7 @@ async fn deliver<H: Handler>(msg: async_nats::jetstream::Message, shared: &Share
     let headers = msg
         .headers
         .as_ref()
-        .map(|h| {
-            h.iter()
-                .flat_map(|(k, vs)| vs.iter().map(move |v| format!("{k}: {v}")))
-                .collect()
-        })
+        .map(crate::wire::header_lines)
         .unwrap_or_default();
     let delivery = Delivery {
         source_id: subjects::source_id_of(&subject).to_string(),

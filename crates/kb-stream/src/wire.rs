@@ -59,6 +59,29 @@ impl fmt::Display for Header {
     }
 }
 
+/// A message's headers as a dead letter keeps them (`DeadLetter.original_headers`, part of the
+/// wire format): one `Name: value` line per value, in the message's order.
+pub fn header_lines(headers: &async_nats::HeaderMap) -> Vec<String> {
+    headers
+        .iter()
+        .flat_map(|(name, values)| values.iter().map(move |v| format!("{name}: {v}")))
+        .collect()
+}
+
+/// One of [`header_lines`]'s lines as (name, value); `None` for a line not of that form.
+pub fn parse_header_line(line: &str) -> Option<(&str, &str)> {
+    line.split_once(": ")
+}
+
+/// The first value of `header` among header lines (names compare case-insensitively, as
+/// NATS headers do).
+pub fn header_value(lines: &[String], header: Header) -> Option<&str> {
+    lines.iter().find_map(|line| {
+        let (name, value) = parse_header_line(line)?;
+        name.eq_ignore_ascii_case(header.as_str()).then_some(value)
+    })
+}
+
 /// The `Kb-Kind` header value of a mirror event of `kind` (the proto name, lower-cased), as
 /// the publisher writes it and the retention's headers-only scan reads it.
 pub fn mirror_kind_header(kind: kb_proto::mirror_event::Kind) -> &'static str {
@@ -429,6 +452,22 @@ mod tests {
         assert_eq!(Header::SourceId.as_str(), "Kb-Source-Id");
         assert_eq!(Header::Version.as_str(), "Kb-Version");
         assert_eq!(Header::Kind.as_str(), "Kb-Kind");
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(Header::SourceId.as_str(), "a: b.md");
+        headers.insert(Header::Version.as_str(), "7");
+        let lines = header_lines(&headers);
+        assert!(
+            lines.contains(&"Kb-Source-Id: a: b.md".to_string()),
+            "{lines:?}"
+        );
+        // A value may itself hold ": "; the name ends at the first one.
+        assert_eq!(header_value(&lines, Header::SourceId), Some("a: b.md"));
+        assert_eq!(
+            header_value(&["kb-version: 7".into()], Header::Version),
+            Some("7")
+        );
+        assert_eq!(header_value(&lines, Header::Kind), None);
+        assert_eq!(parse_header_line("no separator"), None);
         for kind in [
             kb_proto::mirror_event::Kind::Unspecified,
             kb_proto::mirror_event::Kind::Upsert,

@@ -1,5 +1,5 @@
 # kb-mirror: the two commands are `make up` and `make test` (see README.md).
-.PHONY: up test compose-up compose-down lint fmt build stack-install stack-start stack-stop stack-status bench-retrieval bench-embed bench-writers bench-query bench-soak
+.PHONY: up test compose-up compose-down lint fmt build stack-install stack-start stack-stop stack-status bench-retrieval bench-embed bench-writers bench-query bench-soak bench-ingest
 
 up:            ## run the whole system on a local stack, watching ./inbox (KB_WATCH_DIR)
 	deploy/local/up
@@ -49,5 +49,7 @@ bench-writers:   ## pg-writer and graph-writer vs raw COPY / UNWIND MERGE; repla
 	deploy/local/bench writers
 bench-query:     ## recall/MRR per search mode; kb-query p50/p99/qps at 1/8/32 clients vs raw pgbench ANN
 	deploy/local/bench query
+bench-ingest:    ## the 60-file transcript set into both stores: ingest_s, edit/delete latency, RSS; vs the peer (KB_BENCH_PEER_PREFIX)
+	deploy/local/bench ingest
 bench-soak:      ## 20 min of continuous edits and deletes: RSS, stream and store sizes over time; stores = folder
 	deploy/local/bench soak

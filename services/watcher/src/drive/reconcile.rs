@@ -339,9 +339,9 @@ impl DriveSource {
 /// such export): recorded as FAILED at once. Other refusals (permissions, policies) may be
 /// lifted without the file changing, so they are retried.
 fn refused_for_good(e: &DriveError) -> bool {
-    e.status == Some(400)
+    e.status() == Some(400)
         || matches!(
-            e.reason.as_deref(),
+            e.code(),
             Some(
                 "cannotDownloadFile"
                     | "cannotDownloadAbusiveFile"

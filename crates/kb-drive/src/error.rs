@@ -1,8 +1,8 @@
 //! Typed errors: the kind tells a caller whether to retry later, fix the configuration, or
 //! report the one file and move on.
 
+use kb_core::error::{Class, Error, ErrorKind};
 use std::fmt;
-use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DriveErrorKind {
@@ -21,84 +21,57 @@ pub enum DriveErrorKind {
     Invalid,
 }
 
-#[derive(Debug)]
-pub struct DriveError {
-    pub kind: DriveErrorKind,
-    /// HTTP status, when the error is an API answer.
-    pub status: Option<u16>,
-    /// The API's `errors[0].reason` (e.g. `userRateLimitExceeded`), or the OAuth `error` code.
-    pub reason: Option<String>,
-    /// A server-requested wait (`Retry-After`).
-    pub retry_after: Option<Duration>,
-    message: String,
-    source: Option<Box<dyn std::error::Error + Send + Sync>>,
-}
+impl ErrorKind for DriveErrorKind {
+    const SUBSYSTEM: &'static str = "drive";
 
-impl DriveError {
-    pub fn new(kind: DriveErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            status: None,
-            reason: None,
-            retry_after: None,
-            message: message.into(),
-            source: None,
+    fn class(self) -> Class {
+        match self {
+            DriveErrorKind::Transient => Class::Transient,
+            DriveErrorKind::Auth => Class::Configuration,
+            DriveErrorKind::NotFound
+            | DriveErrorKind::Refused
+            | DriveErrorKind::TooLarge
+            | DriveErrorKind::Invalid => Class::Permanent,
         }
     }
 
-    pub fn with(
-        kind: DriveErrorKind,
-        message: impl Into<String>,
-        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
-    ) -> Self {
-        Self {
-            source: Some(source.into()),
-            ..Self::new(kind, message)
-        }
-    }
-
-    /// True when the same call may succeed later.
-    pub fn is_transient(&self) -> bool {
-        self.kind == DriveErrorKind::Transient
-    }
-
-    /// A quota answer: 429, or 403 with a rate-limit reason.
-    pub fn is_rate_limited(&self) -> bool {
-        self.status == Some(429)
-            || (self.status == Some(403)
-                && matches!(
-                    self.reason.as_deref(),
-                    Some("userRateLimitExceeded" | "rateLimitExceeded")
-                ))
-    }
-
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-}
-
-impl fmt::Display for DriveError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)?;
-        if let Some(status) = self.status {
+    /// `message[ (HTTP status[, reason])][: cause]`.
+    fn describe(e: &DriveError, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&e.message)?;
+        if let Some(status) = e.status() {
             write!(f, " (HTTP {status}")?;
-            if let Some(r) = &self.reason {
+            if let Some(r) = e.code() {
                 write!(f, ", {r}")?;
             }
             f.write_str(")")?;
         }
-        if let Some(s) = &self.source {
+        if let Some(s) = std::error::Error::source(e) {
             write!(f, ": {s}")?;
         }
         Ok(())
     }
 }
 
-impl std::error::Error for DriveError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
+/// A Drive error: its kind, the HTTP status and the API's `errors[0].reason` (e.g.
+/// `userRateLimitExceeded`) or OAuth `error` code as [`Error::code`], and a server-requested
+/// wait (`Retry-After`) when the error is an API answer.
+pub type DriveError = Error<DriveErrorKind>;
+
+/// What only Drive's errors need (a trait, since [`DriveError`] is an alias of the shared
+/// shape).
+pub trait DriveErrorExt {
+    /// A quota answer: 429, or 403 with a rate-limit reason.
+    fn is_rate_limited(&self) -> bool;
+}
+
+impl DriveErrorExt for DriveError {
+    fn is_rate_limited(&self) -> bool {
+        self.status() == Some(429)
+            || (self.status() == Some(403)
+                && matches!(
+                    self.code(),
+                    Some("userRateLimitExceeded" | "rateLimitExceeded")
+                ))
     }
 }
 

@@ -3,7 +3,7 @@
 //! classifying them, and exponential backoff (with `backon`) on quota errors, 5xx and network
 //! trouble, honouring `Retry-After`.
 
-use crate::error::{DriveError, DriveErrorKind};
+use crate::error::{DriveError, DriveErrorExt as _, DriveErrorKind};
 use backon::{ExponentialBuilder, Retryable};
 use reqwest::header::RETRY_AFTER;
 use reqwest::{Response, StatusCode};
@@ -114,11 +114,10 @@ pub(crate) async fn error_from(resp: Response, what: &str, oauth: bool) -> Drive
         message.push_str(": ");
         message.push_str(&detail);
     }
-    let mut e = DriveError::new(kind, message);
-    e.status = Some(status.as_u16());
-    e.reason = reason;
-    e.retry_after = retry_after;
-    e
+    DriveError::new(kind, message)
+        .with_status(status.as_u16())
+        .with_code(reason)
+        .with_retry_after(retry_after)
 }
 
 /// Runs `call` until it succeeds, fails permanently, or `policy` is used up. A 401 is retried
@@ -141,14 +140,14 @@ where
     let mut auth_retried = false;
     call.retry(backoff)
         .when(move |e: &DriveError| {
-            if e.status == Some(401) && !auth_retried {
+            if e.status() == Some(401) && !auth_retried {
                 auth_retried = true;
                 return true;
             }
             e.is_transient()
         })
         .adjust(move |e: &DriveError, planned| {
-            planned.map(|d| e.retry_after.map_or(d, |ra| ra.min(max_delay).max(d)))
+            planned.map(|d| e.retry_after().map_or(d, |ra| ra.min(max_delay).max(d)))
         })
         .notify(|e: &DriveError, wait: Duration| {
             tracing::debug!(what, error = %e, rate_limited = e.is_rate_limited(),

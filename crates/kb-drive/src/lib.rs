@@ -22,7 +22,7 @@ pub mod fake;
 
 pub use auth::{Credentials, TokenSource};
 pub use client::{ClientConfig, DriveClient};
-pub use error::{DriveError, DriveErrorKind};
+pub use error::{DriveError, DriveErrorExt, DriveErrorKind};
 pub use export::{ExportFormats, Fetch};
 pub use http::RetryPolicy;
 pub use model::{Change, ChangeList, File, FileList};

@@ -6,7 +6,9 @@
 
 use kb_core::Secret;
 use kb_drive::fake::{FakeDrive, Fault, Route};
-use kb_drive::{ClientConfig, Credentials, DriveClient, DriveErrorKind, RetryPolicy};
+use kb_drive::{
+    ClientConfig, Credentials, DriveClient, DriveErrorExt as _, DriveErrorKind, RetryPolicy,
+};
 use std::time::Duration;
 
 fn config(fake: &FakeDrive, page_size: u32) -> ClientConfig {
@@ -56,7 +58,7 @@ async fn a_key_the_server_does_not_know_is_an_auth_error() {
     let client = DriveClient::new(config(&fake, 100), &creds).unwrap();
     let err = client.start_page_token().await.unwrap_err();
     assert_eq!(err.kind, DriveErrorKind::Auth, "{err}");
-    assert_eq!(err.reason.as_deref(), Some("invalid_grant"));
+    assert_eq!(err.code(), Some("invalid_grant"));
     assert!(
         fake.requests(Route::Token) <= 2,
         "auth errors are not retried at length"
@@ -252,11 +254,11 @@ async fn downloads_exports_and_their_limits() {
 
     let err = client.download(&doc, 1000).await.unwrap_err();
     assert_eq!(err.kind, DriveErrorKind::Refused);
-    assert_eq!(err.reason.as_deref(), Some("fileNotDownloadable"));
+    assert_eq!(err.code(), Some("fileNotDownloadable"));
 
     fake.set_downloadable(&blob, false);
     let err = client.download(&blob, 10_000).await.unwrap_err();
-    assert_eq!(err.reason.as_deref(), Some("cannotDownloadFile"));
+    assert_eq!(err.code(), Some("cannotDownloadFile"));
     assert_eq!(
         fake.requests(Route::Media),
         4,
@@ -265,7 +267,7 @@ async fn downloads_exports_and_their_limits() {
 
     let err = client.get_file("1NoSuchFile").await.unwrap_err();
     assert_eq!(err.kind, DriveErrorKind::NotFound);
-    assert_eq!(err.status, Some(404));
+    assert_eq!(err.status(), Some(404));
 }
 
 #[tokio::test]

@@ -1,10 +1,7 @@
 //! The one error type every provider returns, with a kind that tells callers what to do.
 
+use kb_core::error::{Class, ClassKind, Error, ErrorKind};
 use std::fmt;
-use std::sync::Arc;
-use std::time::Duration;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// What a caller should do with a failed embedding call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -17,115 +14,57 @@ pub enum EmbedErrorKind {
     Config,
 }
 
-impl fmt::Display for EmbedErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Transient => "transient",
-            Self::Permanent => "permanent",
-            Self::Config => "configuration",
-        })
-    }
-}
+impl ErrorKind for EmbedErrorKind {
+    const SUBSYSTEM: &'static str = "embedder";
 
-/// An embedding failure: its [`EmbedErrorKind`], a message for operators, and the cause.
-///
-/// Cheap to clone (the cause is shared), because one failed request fails every input of it,
-/// and those inputs may belong to several documents.
-#[derive(Debug, Clone)]
-pub struct EmbedError {
-    pub kind: EmbedErrorKind,
-    message: String,
-    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
-    retry_after: Option<Duration>,
-    throttled: bool,
-    input_specific: bool,
-}
-
-impl EmbedError {
-    pub fn new(kind: EmbedErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-            source: None,
-            retry_after: None,
-            throttled: false,
-            input_specific: false,
+    fn class(self) -> Class {
+        match self {
+            Self::Transient => Class::Transient,
+            Self::Permanent => Class::Permanent,
+            Self::Config => Class::Configuration,
         }
     }
 
-    pub fn transient(message: impl Into<String>) -> Self {
-        Self::new(EmbedErrorKind::Transient, message)
+    /// `<class> embedding error: message`; the cause stays in `source()`.
+    fn describe(e: &EmbedError, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} embedding error: {}", e.kind.class(), e.message)
     }
+}
 
-    pub fn permanent(message: impl Into<String>) -> Self {
-        Self::new(EmbedErrorKind::Permanent, message)
+impl ClassKind for EmbedErrorKind {
+    fn of(class: Class) -> Self {
+        match class {
+            Class::Transient => Self::Transient,
+            Class::Permanent => Self::Permanent,
+            Class::Configuration => Self::Config,
+        }
     }
+}
 
-    pub fn config(message: impl Into<String>) -> Self {
-        Self::new(EmbedErrorKind::Config, message)
-    }
+/// An embedding failure: its [`EmbedErrorKind`], a message for operators, the cause, and
+/// the provider's HTTP status and requested delay when it answered.
+///
+/// Cheap to clone (the cause is shared), because one failed request fails every input of it,
+/// and those inputs may belong to several documents.
+pub type EmbedError = Error<EmbedErrorKind>;
 
-    /// Attaches the underlying error, kept for `source()` chains.
-    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
-        self.source = Some(Arc::from(source.into()));
-        self
-    }
-
-    /// Marks a rate-limit answer (HTTP 429): callers send fewer requests at once for a while.
-    pub fn throttled(mut self) -> Self {
-        self.throttled = true;
-        self
-    }
-
-    /// Marks a rejection caused by the request's inputs (HTTP 400/413/422): the same inputs in
+/// What the dispatcher asks of a provider's answer (a trait, since [`EmbedError`] is an
+/// alias of the shared shape).
+pub trait EmbedErrorExt {
+    /// A rate-limit answer (HTTP 429): callers send fewer requests at once for a while.
+    fn is_throttled(&self) -> bool;
+    /// A rejection caused by the request's inputs (HTTP 400/413/422): the same inputs in
     /// smaller requests may pass, and one bad input must not fail its batch neighbours.
-    pub fn input_specific(mut self) -> Self {
-        self.input_specific = true;
-        self
-    }
-
-    /// A delay the provider asked for (e.g. `Retry-After`); meaningful for transient errors.
-    pub fn with_retry_after(mut self, delay: Duration) -> Self {
-        self.retry_after = Some(delay);
-        self
-    }
-
-    pub fn kind(&self) -> EmbedErrorKind {
-        self.kind
-    }
-
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-
-    pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
-    }
-
-    pub fn is_transient(&self) -> bool {
-        self.kind == EmbedErrorKind::Transient
-    }
-
-    pub fn is_throttled(&self) -> bool {
-        self.throttled
-    }
-
-    pub fn is_input_specific(&self) -> bool {
-        self.input_specific
-    }
+    fn is_input_specific(&self) -> bool;
 }
 
-impl fmt::Display for EmbedError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} embedding error: {}", self.kind, self.message)
+impl EmbedErrorExt for EmbedError {
+    fn is_throttled(&self) -> bool {
+        self.status() == Some(429)
     }
-}
 
-impl std::error::Error for EmbedError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
+    fn is_input_specific(&self) -> bool {
+        matches!(self.status(), Some(400 | 413 | 422))
     }
 }
 
@@ -134,6 +73,7 @@ impl std::error::Error for EmbedError {
 mod tests {
     use super::*;
     use std::error::Error as _;
+    use std::time::Duration;
 
     #[test]
     fn display_names_kind_and_message_and_keeps_source() {

@@ -37,7 +37,7 @@ pub use cache::{
 };
 pub use dispatch::{DispatchConfig, Dispatcher};
 pub use embedder::{check_dimensions, Embedder};
-pub use error::{EmbedError, EmbedErrorKind};
+pub use error::{EmbedError, EmbedErrorExt, EmbedErrorKind};
 pub use local::{
     LocalModel, LocalModelConfig, DEFAULT_MODEL_DIR_NAME, INT8_MODEL_DIR_NAME, ONNXRUNTIME_LIB_NAME,
 };

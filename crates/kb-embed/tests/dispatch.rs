@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kb_embed::fake::{fake_vector, FakeConfig, FakeFlavor, FakeProvider, Fault};
+use kb_embed::EmbedErrorExt as _;
 use kb_embed::{
     estimate_tokens, DispatchConfig, Dispatcher, EmbedErrorKind, Embedder, RemoteConfig,
     RemoteEmbedder, RemoteKind,

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use kb_core::Secret;
 use kb_embed::fake::{fake_vector, FakeConfig, FakeFlavor, FakeProvider, Fault};
+use kb_embed::EmbedErrorExt as _;
 use kb_embed::{
     check_dimensions, EmbedErrorKind, Embedder, RemoteConfig, RemoteEmbedder, RemoteKind,
 };

@@ -144,7 +144,7 @@ pub(crate) fn req_string(row: &Row, column: &str) -> Result<String, StoreError> 
 }
 
 fn unexpected(column: &str, e: neo4rs::DeError) -> StoreError {
-    StoreError::with_source(
+    StoreError::with(
         kb_store::StoreErrorKind::Permanent,
         format!("graph: unexpected value in column {column}"),
         e,

@@ -6,7 +6,7 @@ use neo4rs::{Neo4jClientErrorKind, Neo4jErrorKind};
 /// Classifies a driver error, naming what was being done.
 pub(crate) fn classify(context: &str, err: neo4rs::Error) -> StoreError {
     let kind = kind_of(&err);
-    StoreError::with_source(kind, format!("graph: {context}"), err)
+    StoreError::with(kind, format!("graph: {context}"), err)
 }
 
 fn kind_of(err: &neo4rs::Error) -> StoreErrorKind {

@@ -55,7 +55,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use kb_core::settings::Neo4jSettings;
-use kb_store::{Applied, Change, MirrorStore, SourceSummary, StoreCounts, StoreError};
+use kb_store::{
+    Applied, Change, MirrorStore, SourceSummary, StoreCounts, StoreError, StoreErrorExt as _,
+};
 use neo4rs::{ConfigBuilder, Graph};
 
 pub use config::GraphConfig;

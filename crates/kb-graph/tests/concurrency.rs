@@ -3,14 +3,15 @@
 
 mod common;
 
-use common::{document, fresh};
+use common::fresh;
 use kb_store::{Applied, Change, MirrorStore};
+use kb_testkit::fixtures::document_about;
 
 #[tokio::test]
 async fn concurrent_versions_of_one_source_end_at_the_newest() {
     let g = fresh().await;
     let docs: Vec<_> = (1..=6)
-        .map(|v| document("doc-c", v, 20, &["alice", "bob"]))
+        .map(|v| document_about("doc-c", v, 20, &["alice", "bob"]))
         .collect();
     let mut tasks = Vec::new();
     for doc in docs.into_iter().rev() {
@@ -55,7 +56,7 @@ async fn concurrent_documents_sharing_entities_do_not_duplicate_them() {
     let mut tasks = Vec::new();
     for i in 0..8 {
         let store = g.store.clone();
-        let doc = document(
+        let doc = document_about(
             &format!("doc-{i}"),
             1,
             10,

@@ -3,20 +3,21 @@
 
 mod common;
 
-use common::{document, fresh, relation, source};
+use common::fresh;
 use kb_store::{Applied, Change, MirrorStore};
+use kb_testkit::fixtures::{document_about, named_entity, relation, source};
 
 #[tokio::test]
 async fn delete_removes_orphan_entities_and_keeps_shared_ones() {
     let g = fresh().await;
-    let mut a = document("doc-a", 1, 3, &["shared", "only-a"]);
+    let mut a = document_about("doc-a", 1, 3, &["shared", "only-a"]);
     a.relations = vec![
         relation("shared", "only-a", "CO_OCCURS", 0.5),
         relation("shared", "linked", "RELATED_TO", 0.5),
     ];
     // "linked" is named by a relation of doc-a only, never mentioned.
-    a.entities.push(common::entity("linked", "PERSON"));
-    let mut b = document("doc-b", 1, 2, &["shared", "only-b"]);
+    a.entities.push(named_entity("linked", "PERSON"));
+    let mut b = document_about("doc-b", 1, 2, &["shared", "only-b"]);
     b.relations = vec![relation("shared", "only-b", "CO_OCCURS", 0.5)];
     g.store.apply(Change::Upsert(&a)).await.unwrap();
     g.store.apply(Change::Upsert(&b)).await.unwrap();
@@ -74,9 +75,9 @@ async fn delete_removes_orphan_entities_and_keeps_shared_ones() {
 async fn an_entity_related_by_another_source_survives_losing_its_mentions() {
     let g = fresh().await;
     // doc-a mentions "x"; doc-b only relates "y" to "x" without mentioning "x".
-    let a = document("doc-a", 1, 1, &["x"]);
-    let mut b = document("doc-b", 1, 1, &["y"]);
-    b.entities.push(common::entity("x", "TOPIC"));
+    let a = document_about("doc-a", 1, 1, &["x"]);
+    let mut b = document_about("doc-b", 1, 1, &["y"]);
+    b.entities.push(named_entity("x", "TOPIC"));
     b.relations = vec![relation("y", "x", "DISCUSSES", 1.0)];
     g.store.apply(Change::Upsert(&a)).await.unwrap();
     g.store.apply(Change::Upsert(&b)).await.unwrap();
@@ -133,7 +134,7 @@ async fn tombstones_past_the_retention_are_purged_and_younger_ones_kept() {
         1
     );
     assert_eq!(g.count("MATCH (t:Tombstone) RETURN count(t) AS n").await, 1);
-    let back = document("old", 3, 1, &[]);
+    let back = document_about("old", 3, 1, &[]);
     assert_eq!(
         g.store.apply(Change::Upsert(&back)).await.unwrap(),
         Applied::Written

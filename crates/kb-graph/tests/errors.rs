@@ -3,9 +3,10 @@
 
 mod common;
 
-use common::{document, fresh};
+use common::fresh;
 use kb_graph::{GraphConfig, GraphStore};
 use kb_store::{Change, MirrorStore, StoreErrorKind};
+use kb_testkit::fixtures::document_about;
 
 #[tokio::test]
 async fn an_unreachable_server_is_transient() {
@@ -38,12 +39,12 @@ async fn a_wrong_password_is_a_configuration_error() {
 #[tokio::test]
 async fn a_malformed_document_is_permanent_and_writes_nothing() {
     let g = fresh().await;
-    let mut doc = document("doc-m", 1, 2, &["alice"]);
+    let mut doc = document_about("doc-m", 1, 2, &["alice"]);
     doc.mentions[0].entity_id = "nobody".into();
     let err = g.store.apply(Change::Upsert(&doc)).await.unwrap_err();
     assert_eq!(err.kind, StoreErrorKind::Permanent, "{err}");
 
-    let mut doc = document("doc-m", 1, 2, &[]);
+    let mut doc = document_about("doc-m", 1, 2, &[]);
     doc.source = None;
     let err = g.store.apply(Change::Upsert(&doc)).await.unwrap_err();
     assert_eq!(err.kind, StoreErrorKind::Permanent, "{err}");

@@ -3,17 +3,18 @@
 
 mod common;
 
-use common::{document, fresh, relation};
+use common::fresh;
 use kb_store::{Applied, Change, MirrorStore};
+use kb_testkit::fixtures::{document_about, relation};
 
 #[tokio::test]
 async fn a_hostile_relation_type_is_stored_as_related_to_and_deletes_nothing() {
     let g = fresh().await;
-    let victim = document("victim", 1, 3, &["alice", "bob"]);
+    let victim = document_about("victim", 1, 3, &["alice", "bob"]);
     g.store.apply(Change::Upsert(&victim)).await.unwrap();
     let (nodes, rels) = (g.node_total().await, g.relationship_total().await);
 
-    let mut attack = document("attacker", 1, 1, &["alice", "bob"]);
+    let mut attack = document_about("attacker", 1, 1, &["alice", "bob"]);
     attack.relations = vec![
         relation("alice", "bob", "X]->() DETACH DELETE n //", 1.0),
         relation(

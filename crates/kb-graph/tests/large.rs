@@ -6,9 +6,10 @@ mod common;
 
 use std::time::Instant;
 
-use common::{entity, fresh, relation, source};
+use common::fresh;
 use kb_proto::{Chunk, Mention, ParsedDocument};
 use kb_store::{Applied, Change, MirrorStore};
+use kb_testkit::fixtures::{named_entity, relation, source};
 
 const CHUNKS: u32 = 3_000;
 const ENTITIES: u32 = 60;
@@ -53,7 +54,7 @@ fn big_document(version: u64) -> ParsedDocument {
         title: "Big".into(),
         chunks,
         entities: (0..ENTITIES)
-            .map(|i| entity(&format!("e{i}"), "TOPIC"))
+            .map(|i| named_entity(&format!("e{i}"), "TOPIC"))
             .collect(),
         mentions,
         relations,

@@ -3,8 +3,9 @@
 
 mod common;
 
-use common::{document, fresh, relation, source};
+use common::fresh;
 use kb_store::{Applied, Change, MirrorStore, StoreCounts};
+use kb_testkit::fixtures::{document_about, relation, source};
 use neo4rs::BoltType;
 
 fn sid_param(sid: &str) -> Vec<(&'static str, BoltType)> {
@@ -14,7 +15,19 @@ fn sid_param(sid: &str) -> Vec<(&'static str, BoltType)> {
 #[tokio::test]
 async fn upsert_builds_the_model() {
     let g = fresh().await;
-    let mut doc = document("doc-a", 1, 4, &["alice", "bob", "carol"]);
+    let mut doc = document_about("doc-a", 1, 4, &["alice", "bob", "carol"]);
+    // Values to recognise in the nodes: the source's, and chunks of a recording (two
+    // speakers, a start, no known end).
+    doc.title = "Title of doc-a".into();
+    if let Some(s) = doc.source.as_mut() {
+        s.origin = "folder:test".into();
+        s.path = "doc-a.md".into();
+        s.media_type = "text/markdown".into();
+    }
+    for c in &mut doc.chunks {
+        c.speakers = vec!["Ana".into(), "Bo".into()];
+        c.start_seconds = f64::from(c.index) * 10.0;
+    }
     doc.relations = vec![
         relation("alice", "bob", "CO_OCCURS", 0.5),
         relation("bob", "carol", "discusses", 0.25),
@@ -157,7 +170,7 @@ async fn prepare_is_idempotent_and_constraints_hold() {
     let g = fresh().await;
     g.store.prepare().await.unwrap();
     g.store.prepare().await.unwrap();
-    let doc = document("doc-c", 1, 1, &[]);
+    let doc = document_about("doc-c", 1, 1, &[]);
     g.store.apply(Change::Upsert(&doc)).await.unwrap();
     // The uniqueness constraint rejects a second Source with the same id.
     let dup = g
@@ -171,7 +184,7 @@ async fn prepare_is_idempotent_and_constraints_hold() {
 #[tokio::test]
 async fn failed_source_keeps_the_error_and_no_chunks() {
     let g = fresh().await;
-    let doc = document("doc-f", 1, 3, &["alice"]);
+    let doc = document_about("doc-f", 1, 3, &["alice"]);
     g.store.apply(Change::Upsert(&doc)).await.unwrap();
     let failed = source("doc-f", 2);
     assert_eq!(
@@ -210,7 +223,7 @@ async fn failed_source_keeps_the_error_and_no_chunks() {
     );
 
     // A later successful parse clears the error.
-    let doc = document("doc-f", 3, 2, &["alice"]);
+    let doc = document_about("doc-f", 3, 2, &["alice"]);
     assert_eq!(
         g.store.apply(Change::Upsert(&doc)).await.unwrap(),
         Applied::Written

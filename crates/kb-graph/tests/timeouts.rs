@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use kb_core::failpoint;
 use kb_graph::{GraphConfig, GraphStore};
-use kb_store::{Applied, Change, MirrorStore};
+use kb_store::{Applied, Change, MirrorStore, StoreErrorExt as _};
 use kb_testkit::{document, FailGuard, TcpProxy};
 
 /// A prepared database, its direct store, and a store of one Bolt connection through a proxy

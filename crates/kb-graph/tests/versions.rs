@@ -3,13 +3,14 @@
 
 mod common;
 
-use common::{document, fresh, relation, source};
+use common::fresh;
 use kb_store::{Applied, Change, MirrorStore};
+use kb_testkit::fixtures::{document_about, relation, source};
 
 #[tokio::test]
 async fn redelivery_changes_nothing() {
     let g = fresh().await;
-    let mut doc = document("doc-r", 2, 5, &["alice", "bob"]);
+    let mut doc = document_about("doc-r", 2, 5, &["alice", "bob"]);
     doc.relations = vec![relation("alice", "bob", "CO_OCCURS", 0.5)];
     assert_eq!(
         g.store.apply(Change::Upsert(&doc)).await.unwrap(),
@@ -34,12 +35,12 @@ async fn redelivery_changes_nothing() {
 #[tokio::test]
 async fn a_newer_version_replaces_the_old_content() {
     let g = fresh().await;
-    let mut v1 = document("doc-n", 1, 6, &["alice", "bob"]);
+    let mut v1 = document_about("doc-n", 1, 6, &["alice", "bob"]);
     v1.relations = vec![relation("alice", "bob", "CO_OCCURS", 0.5)];
     g.store.apply(Change::Upsert(&v1)).await.unwrap();
 
     // Same entities, fewer chunks, a different relation: nothing of v1 may linger.
-    let mut v2 = document("doc-n", 2, 3, &["alice", "carol"]);
+    let mut v2 = document_about("doc-n", 2, 3, &["alice", "carol"]);
     v2.relations = vec![relation("alice", "carol", "BELONGS_TO", 0.7)];
     assert_eq!(
         g.store.apply(Change::Upsert(&v2)).await.unwrap(),
@@ -75,8 +76,8 @@ async fn a_newer_version_replaces_the_old_content() {
 #[tokio::test]
 async fn an_older_version_arriving_late_is_ignored() {
     let g = fresh().await;
-    let v3 = document("doc-o", 3, 2, &["alice"]);
-    let v2 = document("doc-o", 2, 4, &["bob"]);
+    let v3 = document_about("doc-o", 3, 2, &["alice"]);
+    let v2 = document_about("doc-o", 2, 4, &["bob"]);
     g.store.apply(Change::Upsert(&v3)).await.unwrap();
     assert_eq!(
         g.store.apply(Change::Upsert(&v2)).await.unwrap(),
@@ -112,7 +113,7 @@ async fn an_older_version_arriving_late_is_ignored() {
 #[tokio::test]
 async fn a_tombstone_beats_an_older_upsert_and_yields_to_a_newer_one() {
     let g = fresh().await;
-    let v1 = document("doc-t", 1, 3, &["alice"]);
+    let v1 = document_about("doc-t", 1, 3, &["alice"]);
     g.store.apply(Change::Upsert(&v1)).await.unwrap();
     assert_eq!(
         g.store
@@ -128,7 +129,7 @@ async fn a_tombstone_beats_an_older_upsert_and_yields_to_a_newer_one() {
     );
 
     // An older upsert arriving after the delete (e.g. from a slow embedder) stays dead.
-    let v4 = document("doc-t", 4, 3, &["alice"]);
+    let v4 = document_about("doc-t", 4, 3, &["alice"]);
     assert_eq!(
         g.store.apply(Change::Upsert(&v4)).await.unwrap(),
         Applied::Stale { current: 5 }
@@ -148,7 +149,7 @@ async fn a_tombstone_beats_an_older_upsert_and_yields_to_a_newer_one() {
     assert_eq!(g.count("MATCH (t:Tombstone) RETURN count(t) AS n").await, 1);
 
     // The file comes back: a newer version revives it and the tombstone goes.
-    let v6 = document("doc-t", 6, 2, &["alice"]);
+    let v6 = document_about("doc-t", 6, 2, &["alice"]);
     assert_eq!(
         g.store.apply(Change::Upsert(&v6)).await.unwrap(),
         Applied::Written
@@ -166,7 +167,7 @@ async fn a_tombstone_beats_an_older_upsert_and_yields_to_a_newer_one() {
             .unwrap(),
         Applied::Deleted
     );
-    let v1 = document("never-seen", 1, 1, &[]);
+    let v1 = document_about("never-seen", 1, 1, &[]);
     assert_eq!(
         g.store.apply(Change::Upsert(&v1)).await.unwrap(),
         Applied::Stale { current: 2 }
@@ -176,7 +177,7 @@ async fn a_tombstone_beats_an_older_upsert_and_yields_to_a_newer_one() {
 #[tokio::test]
 async fn a_failure_mark_yields_to_the_content_of_the_same_version_only() {
     let g = fresh().await;
-    let doc = document("doc-f", 3, 4, &["alice", "bob"]);
+    let doc = document_about("doc-f", 3, 4, &["alice", "bob"]);
     // A writer that gave up on v3 marks it failed; a retry of v3 then goes in.
     let mark = Change::Failed(&source("doc-f", 3), "graph-writer gave up (timeout)");
     assert_eq!(g.store.apply(mark).await.unwrap(), Applied::MarkedFailed);
@@ -203,7 +204,7 @@ async fn a_failure_mark_yields_to_the_content_of_the_same_version_only() {
         .apply(Change::Failed(&source("doc-f", 4), "x"))
         .await
         .unwrap();
-    let older = document("doc-f", 3, 4, &["alice"]);
+    let older = document_about("doc-f", 3, 4, &["alice"]);
     assert_eq!(
         g.store.apply(Change::Upsert(&older)).await.unwrap(),
         Applied::Stale { current: 4 }

@@ -1,6 +1,7 @@
 //! The typed error of [`crate::parse`]. Every kind is permanent: the same bytes fail the
 //! same way on every retry, so the parser service dead-letters them instead of retrying.
 
+use kb_core::error::{Class, Error, ErrorKind};
 use std::fmt;
 
 /// Why a document could not be parsed.
@@ -54,27 +55,22 @@ impl fmt::Display for ParseErrorKind {
     }
 }
 
+impl ErrorKind for ParseErrorKind {
+    const SUBSYSTEM: &'static str = "parser";
+
+    /// Always permanent (see [`ParseErrorKind::is_transient`]).
+    fn class(self) -> Class {
+        Class::Permanent
+    }
+
+    /// `kind: message`.
+    fn describe(e: &ParseError, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", e.kind, e.message)
+    }
+}
+
 /// A parse failure: its kind and a human-readable reason.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{kind}: {message}")]
-pub struct ParseError {
-    pub kind: ParseErrorKind,
-    pub message: String,
-}
-
-impl ParseError {
-    pub fn new(kind: ParseErrorKind, message: impl Into<String>) -> Self {
-        ParseError {
-            kind,
-            message: message.into(),
-        }
-    }
-
-    /// Same as [`ParseErrorKind::is_transient`]: always `false`.
-    pub fn is_transient(&self) -> bool {
-        self.kind.is_transient()
-    }
-}
+pub type ParseError = Error<ParseErrorKind>;
 
 #[cfg(test)]
 mod tests {

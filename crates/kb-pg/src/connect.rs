@@ -152,7 +152,7 @@ fn is_local(options: &PgConnectOptions) -> bool {
 pub(crate) fn connect_error(options: &PgConnectOptions, err: sqlx::Error) -> StoreError {
     if let sqlx::Error::Tls(_) = &err {
         let mode = libpq_name(options.get_ssl_mode());
-        return StoreError::with_source(
+        return StoreError::with(
             StoreErrorKind::Config,
             format!(
                 "connecting to Postgres at {} with TLS ({mode}) failed: check \

@@ -5,7 +5,7 @@ use sqlx::migrate::MigrateError;
 
 /// Wraps a driver error with what we were doing, classified by [`kind_of`].
 pub(crate) fn store_error(context: impl Into<String>, err: sqlx::Error) -> StoreError {
-    StoreError::with_source(kind_of(&err), context, err)
+    StoreError::with(kind_of(&err), context, err)
 }
 
 /// Wraps a migration error: a broken or edited migration history is the operator's to fix.
@@ -17,7 +17,7 @@ pub(crate) fn migrate_error(err: MigrateError) -> StoreError {
         },
         _ => StoreErrorKind::Config,
     };
-    StoreError::with_source(kind, "running the Postgres migrations", err)
+    StoreError::with(kind, "running the Postgres migrations", err)
 }
 
 pub(crate) fn config(message: impl Into<String>) -> StoreError {

@@ -32,7 +32,9 @@ use std::time::{Duration, Instant};
 
 use kb_core::settings::PostgresSettings;
 use kb_core::Secret;
-use kb_store::{Applied, Change, MirrorStore, SourceSummary, StoreCounts, StoreError};
+use kb_store::{
+    Applied, Change, MirrorStore, SourceSummary, StoreCounts, StoreError, StoreErrorExt as _,
+};
 use sqlx::postgres::PgPoolOptions;
 
 pub use phase5::Phase5Report;

@@ -107,7 +107,7 @@ fn is_division_by_zero(e: &sqlx::Error) -> bool {
 fn opt_text(row: &PgRow, i: usize) -> Result<Option<String>, StoreError> {
     // Text-format values decode as strings whatever their SQL type.
     row.try_get_unchecked::<Option<String>, _>(i)
-        .map_err(|e| StoreError::with_source(kind_of(&e), format!("phase 5: column {i}"), e))
+        .map_err(|e| StoreError::with(kind_of(&e), format!("phase 5: column {i}"), e))
 }
 
 fn text(row: &PgRow, i: usize) -> Result<String, StoreError> {

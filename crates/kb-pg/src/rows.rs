@@ -255,7 +255,7 @@ fn chunk_columns(
                 }
             };
             let speakers = serde_json::to_string(&c.speakers).map_err(|e| {
-                StoreError::with_source(
+                StoreError::with(
                     kb_store::StoreErrorKind::Permanent,
                     format!("source {sid}: encoding speakers"),
                     e,

@@ -87,7 +87,7 @@ async fn prepare_locked(conn: &mut PgConnection, dimensions: usize) -> Result<()
             sqlx::query(&alter).execute(&mut *conn).await.map_err(
                 |e| match crate::error::kind_of(&e) {
                     StoreErrorKind::Transient => store_error("setting the embedding dimension", e),
-                    _ => StoreError::with_source(
+                    _ => StoreError::with(
                         StoreErrorKind::Config,
                         format!(
                             "cannot make chunks.embedding vector({dimensions}): the table holds \
@@ -112,7 +112,7 @@ pub(crate) async fn create_vector_index(
     let failed = |e: sqlx::Error| {
         match crate::error::kind_of(&e) {
         StoreErrorKind::Transient => store_error("creating the HNSW index", e),
-        _ => StoreError::with_source(
+        _ => StoreError::with(
             StoreErrorKind::Config,
             format!("cannot create the HNSW index on vector({dimensions}) (pgvector indexes at most 2000 dimensions)"),
             e,

@@ -9,7 +9,7 @@ use kb_core::failpoint;
 use kb_core::settings::PostgresSettings;
 use kb_core::Secret;
 use kb_pg::PgStore;
-use kb_store::{Applied, Change, MirrorStore};
+use kb_store::{Applied, Change, MirrorStore, StoreErrorExt as _};
 use kb_testkit::{document, FailGuard, TcpProxy};
 
 const DIMS: usize = 8;

@@ -17,7 +17,7 @@ use crate::api::{
     ChunkOut, DocumentResponse, EntityResponse, Hit, Mode, Retriever, SearchRequest,
     SearchResponse, SourceOut,
 };
-use crate::error::QueryError;
+use crate::error::{QueryError, QueryErrorExt as _};
 use crate::filters::to_chunk_filter;
 use crate::fusion::{fuse, Ranked};
 use crate::retrieve::{self, neighbour_out, Outcome};

@@ -2,7 +2,7 @@
 //! (404), nobody to ask (503). A store that is away is not an error: it makes the answer
 //! degraded.
 
-use std::fmt;
+use kb_core::error::{Class, Error, ErrorKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueryErrorKind {
@@ -14,39 +14,37 @@ pub enum QueryErrorKind {
     Unavailable,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueryError {
-    pub kind: QueryErrorKind,
-    pub message: String,
-}
+impl ErrorKind for QueryErrorKind {
+    const SUBSYSTEM: &'static str = "query";
 
-impl QueryError {
-    pub fn invalid(message: impl Into<String>) -> Self {
-        Self {
-            kind: QueryErrorKind::Invalid,
-            message: message.into(),
-        }
-    }
-
-    pub fn not_found(message: impl Into<String>) -> Self {
-        Self {
-            kind: QueryErrorKind::NotFound,
-            message: message.into(),
-        }
-    }
-
-    pub fn unavailable(message: impl Into<String>) -> Self {
-        Self {
-            kind: QueryErrorKind::Unavailable,
-            message: message.into(),
+    fn class(self) -> Class {
+        match self {
+            QueryErrorKind::Invalid | QueryErrorKind::NotFound => Class::Permanent,
+            QueryErrorKind::Unavailable => Class::Transient,
         }
     }
 }
 
-impl fmt::Display for QueryError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
+/// A query's error: its message, classified by its [`QueryErrorKind`].
+pub type QueryError = Error<QueryErrorKind>;
+
+/// The query's constructors (a trait, since [`QueryError`] is an alias of the shared shape).
+pub trait QueryErrorExt {
+    fn invalid(message: impl Into<String>) -> Self;
+    fn not_found(message: impl Into<String>) -> Self;
+    fn unavailable(message: impl Into<String>) -> Self;
 }
 
-impl std::error::Error for QueryError {}
+impl QueryErrorExt for QueryError {
+    fn invalid(message: impl Into<String>) -> Self {
+        QueryError::new(QueryErrorKind::Invalid, message)
+    }
+
+    fn not_found(message: impl Into<String>) -> Self {
+        QueryError::new(QueryErrorKind::NotFound, message)
+    }
+
+    fn unavailable(message: impl Into<String>) -> Self {
+        QueryError::new(QueryErrorKind::Unavailable, message)
+    }
+}

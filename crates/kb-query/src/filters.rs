@@ -7,7 +7,7 @@ use time::macros::format_description;
 use time::{Date, OffsetDateTime, Time};
 
 use crate::api::Filters;
-use crate::error::QueryError;
+use crate::error::{QueryError, QueryErrorExt as _};
 
 /// Longest value accepted in any filter field.
 const MAX_FILTER_CHARS: usize = 1000;

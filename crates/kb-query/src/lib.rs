@@ -34,5 +34,5 @@ mod telemetry;
 pub use api::{Mode, Retriever, SearchRequest, SearchResponse};
 pub use connect::Backend;
 pub use engine::{EngineConfig, GraphSide, PgSide, QueryEngine};
-pub use error::{QueryError, QueryErrorKind};
+pub use error::{QueryError, QueryErrorExt, QueryErrorKind};
 pub use slot::{Slot, StoreStatus};

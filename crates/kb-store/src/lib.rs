@@ -15,7 +15,7 @@ mod error;
 pub mod read;
 mod summary;
 
-pub use error::{StoreError, StoreErrorKind};
+pub use error::{StoreError, StoreErrorExt, StoreErrorKind};
 pub use summary::{SourceSummary, StoreCounts};
 
 use std::time::Duration;

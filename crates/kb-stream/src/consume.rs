@@ -17,7 +17,7 @@
 //! - on shutdown no new message is taken; work in flight gets a grace period, after which its
 //!   messages are simply redelivered.
 
-use crate::error::{StreamError, StreamErrorKind, Transience};
+use crate::error::{StreamError, StreamErrorKind};
 use crate::journal::{self, Journal, Start};
 use crate::progress::{now_ms, Progress};
 use crate::publish::{dead_letter_id_for, Publisher};
@@ -28,6 +28,7 @@ use async_nats::jetstream::message::AckKind;
 use async_nats::jetstream::stream::Stream as JsStream;
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
+use kb_core::error::{Class, Error, ErrorKind};
 use kb_core::failpoint::Flow;
 use kb_core::telemetry::{EventsReceived, EventsSent, ProcessingError};
 use kb_proto::{Blob, DeadLetter, SourceRef};
@@ -225,25 +226,35 @@ impl HandlerError {
     }
 }
 
-impl From<StreamError> for HandlerError {
-    fn from(e: StreamError) -> Self {
-        let retry_after = e.retry_after();
-        match e.transience() {
-            Transience::Transient => HandlerError {
-                kind: HandlerErrorKind::Transient { retry_after },
+impl HandlerError {
+    /// The one conversion of a typed error into the loop's, by its [`Class`]: a transient
+    /// error is retried (after the delay it asks for), one that needs an operator is retried
+    /// too, so a fix lets the message through, and a permanent one is dead-lettered as
+    /// `dead_letter`.
+    pub fn from_error<K: ErrorKind>(e: &Error<K>, dead_letter: DeadLetterKind) -> Self {
+        match e.class() {
+            Class::Transient => HandlerError {
+                kind: HandlerErrorKind::Transient {
+                    retry_after: e.retry_after(),
+                },
                 reason: e.to_string(),
                 source: None,
             },
-            // An operator's fix lets the message through: keep retrying.
-            Transience::Config => HandlerError::transient(e.to_string()),
-            Transience::Permanent => {
-                let kind = match e.kind {
-                    StreamErrorKind::NotFound => DeadLetterKind::BodyMissing,
-                    _ => DeadLetterKind::Decode,
-                };
-                HandlerError::permanent(kind, e.to_string())
+            Class::Configuration => {
+                HandlerError::transient(format!("{} misconfigured: {e}", K::SUBSYSTEM))
             }
+            Class::Permanent => HandlerError::permanent(dead_letter, e.to_string()),
         }
+    }
+}
+
+impl From<StreamError> for HandlerError {
+    fn from(e: StreamError) -> Self {
+        let dead_letter = match e.kind {
+            StreamErrorKind::NotFound => DeadLetterKind::BodyMissing,
+            _ => DeadLetterKind::Decode,
+        };
+        HandlerError::from_error(&e, dead_letter)
     }
 }
 

@@ -1,21 +1,9 @@
+use kb_core::error::{BoxError, Class, Error, ErrorKind};
 use std::fmt;
+use std::ops::Deref;
 use std::time::Duration;
 
-/// The one question every caller asks of an error: try again, give up, or ask an operator.
-/// Shared by the pipeline's error types (`StreamError` here; `StoreError` and the stages map
-/// onto it), so a kind is classified once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transience {
-    /// May succeed later on its own (broker or store away, a timeout, a full disk being freed).
-    Transient,
-    /// Will fail the same way every time (malformed input, a body that is gone).
-    Permanent,
-    /// Needs an operator's fix (settings, broker-side configuration); retried meanwhile, so a
-    /// fix lets the work through without resending anything.
-    Config,
-}
-
-/// Lets callers decide by matching; [`StreamErrorKind::transience`] says what to do.
+/// Lets callers decide by matching; its [`Class`] says what to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamErrorKind {
     /// Broker unreachable, timeout, or a request that may succeed later.
@@ -39,25 +27,37 @@ pub enum StreamErrorKind {
 /// transient error, since it takes an operator (or the GC) to heal.
 pub const BROKER_RETRY_AFTER: Duration = Duration::from_secs(30);
 
-impl StreamErrorKind {
-    pub const fn transience(self) -> Transience {
+impl ErrorKind for StreamErrorKind {
+    const SUBSYSTEM: &'static str = "broker";
+
+    fn class(self) -> Class {
         match self {
             StreamErrorKind::Transient | StreamErrorKind::Full | StreamErrorKind::BrokerDown => {
-                Transience::Transient
+                Class::Transient
             }
-            StreamErrorKind::Decode | StreamErrorKind::NotFound => Transience::Permanent,
-            StreamErrorKind::Config => Transience::Config,
+            StreamErrorKind::Decode | StreamErrorKind::NotFound => Class::Permanent,
+            StreamErrorKind::Config => Class::Configuration,
         }
     }
 
-    /// The least a retry should wait, when the kind implies one.
-    pub const fn retry_after(self) -> Option<Duration> {
+    fn retry_after(self) -> Option<Duration> {
         match self {
             StreamErrorKind::Full | StreamErrorKind::BrokerDown => Some(BROKER_RETRY_AFTER),
             _ => None,
         }
     }
 
+    /// `message[: cause][ (hint)]`: a full or absent broker says how to heal it.
+    fn describe(e: &Error<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        e.write_message_and_source(f)?;
+        if let Some(hint) = e.kind.hint() {
+            write!(f, " ({hint})")?;
+        }
+        Ok(())
+    }
+}
+
+impl StreamErrorKind {
     /// What an operator reads next to the error.
     pub const fn hint(self) -> Option<&'static str> {
         match self {
@@ -74,92 +74,68 @@ impl StreamErrorKind {
     }
 }
 
-#[derive(Debug)]
-pub struct StreamError {
-    pub kind: StreamErrorKind,
-    message: String,
-    source: Option<Box<dyn std::error::Error + Send + Sync>>,
-}
+/// A broker error: the shared shape ([`Error`]) of a [`StreamErrorKind`], read through
+/// `Deref` (`e.kind`, `e.class()`, `e.retry_after()`).
+///
+/// A newtype rather than an alias: the orphan rule allows inherent methods only on local
+/// types, and the broker's constructors are its own (`write` classifies by the broker's
+/// answer), used all over the stream code and the services.
+#[derive(Debug, Clone)]
+pub struct StreamError(pub Error<StreamErrorKind>);
 
 impl StreamError {
     pub fn new(kind: StreamErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-            source: None,
-        }
+        Self(Error::new(kind, message))
     }
+
     pub fn with(
         kind: StreamErrorKind,
         message: impl Into<String>,
-        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+        source: impl Into<BoxError>,
     ) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-            source: Some(source.into()),
-        }
+        Self(Error::with(kind, message, source))
     }
-    pub fn transient(
-        message: impl Into<String>,
-        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
-    ) -> Self {
+
+    pub fn transient(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
         Self::with(StreamErrorKind::Transient, message, source)
     }
-    pub fn decode(
-        message: impl Into<String>,
-        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
-    ) -> Self {
+
+    pub fn decode(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
         Self::with(StreamErrorKind::Decode, message, source)
     }
 
     /// A failed write to the broker (publish, object put, KV put): `Full` or `BrokerDown`
     /// when the broker says so, else `Transient`.
-    pub fn write(
-        message: impl Into<String>,
-        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
-    ) -> Self {
+    pub fn write(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
         let source = source.into();
         let kind = broker_refusal(&*source).unwrap_or(StreamErrorKind::Transient);
-        Self {
-            kind,
-            message: message.into(),
-            source: Some(source),
-        }
+        Self::with(kind, message, source)
     }
+}
 
-    /// Retry later (after [`StreamError::retry_after`] if given)?
-    pub fn is_transient(&self) -> bool {
-        self.kind.transience() == Transience::Transient
+impl Deref for StreamError {
+    type Target = Error<StreamErrorKind>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
+}
 
-    pub fn transience(&self) -> Transience {
-        self.kind.transience()
-    }
-
-    pub fn retry_after(&self) -> Option<Duration> {
-        self.kind.retry_after()
+impl From<Error<StreamErrorKind>> for StreamError {
+    fn from(e: Error<StreamErrorKind>) -> Self {
+        Self(e)
     }
 }
 
 impl fmt::Display for StreamError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)?;
-        if let Some(s) = &self.source {
-            write!(f, ": {s}")?;
-        }
-        if let Some(hint) = self.kind.hint() {
-            write!(f, " ({hint})")?;
-        }
-        Ok(())
+        self.0.fmt(f)
     }
 }
 
 impl std::error::Error for StreamError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
+        self.0.source()
     }
 }
 
@@ -218,14 +194,14 @@ mod tests {
     fn kinds_are_classified_once() {
         use StreamErrorKind::*;
         for (kind, t) in [
-            (Transient, Transience::Transient),
-            (Full, Transience::Transient),
-            (BrokerDown, Transience::Transient),
-            (Decode, Transience::Permanent),
-            (NotFound, Transience::Permanent),
-            (Config, Transience::Config),
+            (Transient, Class::Transient),
+            (Full, Class::Transient),
+            (BrokerDown, Class::Transient),
+            (Decode, Class::Permanent),
+            (NotFound, Class::Permanent),
+            (Config, Class::Configuration),
         ] {
-            assert_eq!(kind.transience(), t, "{kind:?}");
+            assert_eq!(kind.class(), t, "{kind:?}");
         }
         assert_eq!(Full.retry_after(), Some(BROKER_RETRY_AFTER));
         assert_eq!(Transient.retry_after(), None);

@@ -20,7 +20,7 @@ pub mod wire;
 
 pub use blob::Blobs;
 pub use consume::{ConsumerSpec, Delivery, Done, GiveUp, Handler, HandlerError, LoopOptions};
-pub use error::{StreamError, StreamErrorKind, Transience};
+pub use error::{StreamError, StreamErrorKind};
 /// The one change type from the stream to the stores: what [`Publisher::mirror`] publishes
 /// and a writer applies.
 pub use kb_store::Change;

@@ -126,6 +126,47 @@ pub fn document(id: &str, version: u64, chunks: u32, dimensions: usize) -> Parse
     }
 }
 
+/// Entity `id` of `entity_type`, named `id` in upper case (canonical name `id`).
+pub fn named_entity(id: &str, entity_type: &str) -> Entity {
+    Entity {
+        entity_id: id.to_owned(),
+        name: id.to_uppercase(),
+        canonical_name: id.to_owned(),
+        entity_type: entity_type.to_owned(),
+    }
+}
+
+/// A `relation_type` relation from entity `from` to entity `to`.
+pub fn relation(from: &str, to: &str, relation_type: &str, weight: f32) -> Relation {
+    Relation {
+        source_entity_id: from.to_owned(),
+        target_entity_id: to.to_owned(),
+        relation_type: relation_type.to_owned(),
+        weight,
+    }
+}
+
+/// A [`document`] (4 dimensions) about named things instead of numbered topics: every chunk
+/// mentions each of `entities` (chunk i, i + 1 times), which are [`named_entity`]s of type
+/// `TOPIC`; no relations (a test adds its own with [`relation`]).
+pub fn document_about(id: &str, version: u64, chunks: u32, entities: &[&str]) -> ParsedDocument {
+    let mut doc = document(id, version, chunks, 4);
+    doc.mentions = doc
+        .chunks
+        .iter()
+        .flat_map(|c| {
+            entities.iter().map(move |e| Mention {
+                chunk_id: c.chunk_id.clone(),
+                entity_id: (*e).to_owned(),
+                count: c.index + 1,
+            })
+        })
+        .collect();
+    doc.entities = entities.iter().map(|e| named_entity(e, "TOPIC")).collect();
+    doc.relations = Vec::new();
+    doc
+}
+
 /// The wall clock in unix milliseconds, as the stores stamp `deleted_at` and progress.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -173,6 +214,10 @@ mod tests {
             assert!(doc.chunks.iter().all(|c| c.embedding.len() == 4));
         }
         assert!(document("s1", 1, 2, 0).chunks[0].embedding.is_empty());
+        let about = document_about("s1", 2, 3, &["alice", "bob"]);
+        assert_eq!(about.mentions.len(), 6);
+        assert_eq!(about.entities[1].name, "BOB");
+        assert!(about.relations.is_empty());
         assert_ne!(
             document("s1", 1, 1, 4).chunks,
             document("s1", 2, 1, 4).chunks

@@ -37,7 +37,7 @@ use kb_core::failpoint::Flow;
 use kb_core::service::Context;
 use kb_core::settings::WriterSettings;
 use kb_proto::SourceRef;
-use kb_store::{Applied, Change, MirrorStore, StoreError, StoreErrorKind};
+use kb_store::{Applied, Change, MirrorStore, StoreError, StoreErrorExt as _};
 use kb_stream::consume::{self, ConsumerSpec, Delivery, Done, GiveUp, Handler, HandlerError};
 use kb_stream::input;
 use kb_stream::progress::Progress;
@@ -125,15 +125,6 @@ pub(crate) enum ApplyError {
     Store(StoreError),
     /// The document timed out this many times in a row while the store answered a probe.
     Poison { timeouts: u32, last: StoreError },
-}
-
-impl ApplyError {
-    fn kind(&self) -> StoreErrorKind {
-        match self {
-            ApplyError::Store(e) => e.kind,
-            ApplyError::Poison { .. } => StoreErrorKind::Permanent,
-        }
-    }
 }
 
 impl std::fmt::Display for ApplyError {
@@ -334,17 +325,11 @@ impl<S: MirrorStore + 'static> Writer<S> {
             Some(&self.timeouts),
         )
         .await
-        .map_err(|e| match (&e, e.kind()) {
-            (ApplyError::Poison { .. }, _) => {
+        .map_err(|e| match &e {
+            ApplyError::Poison { .. } => {
                 HandlerError::permanent(DeadLetterKind::Timeout, e.to_string())
             }
-            (_, StoreErrorKind::Transient) => HandlerError::transient(e.to_string()),
-            (_, StoreErrorKind::Config) => {
-                HandlerError::transient(format!("store misconfigured: {e}"))
-            }
-            (_, StoreErrorKind::Permanent) => {
-                HandlerError::permanent(DeadLetterKind::StoreRejected, e.to_string())
-            }
+            ApplyError::Store(s) => HandlerError::from_error(s, DeadLetterKind::StoreRejected),
         })
         .map_err(|e| e.with_source(change.source()))
     }

@@ -13,7 +13,6 @@ use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use kb_store::{Applied, MirrorStore, StoreError, StoreErrorKind};
 use kb_stream::{input, subjects, Publisher, StreamErrorKind};
-use std::fmt;
 use std::time::{Duration, Instant};
 
 /// Where in the mirror stream to start.
@@ -87,39 +86,10 @@ pub enum ReplayEvent {
     Finishing,
 }
 
-#[derive(Debug)]
-pub struct ReplayError {
-    /// `Transient`: the broker or store went away (rerunning is safe: replay is idempotent);
-    /// `Config`: the store refuses as configured; `Permanent`: should not happen.
-    pub kind: StoreErrorKind,
-    message: String,
-}
-
-impl ReplayError {
-    fn transient(message: impl Into<String>) -> Self {
-        Self {
-            kind: StoreErrorKind::Transient,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<StoreError> for ReplayError {
-    fn from(e: StoreError) -> Self {
-        Self {
-            kind: e.kind,
-            message: e.to_string(),
-        }
-    }
-}
-
-impl fmt::Display for ReplayError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for ReplayError {}
+/// How a replay failed, as a store's error: `Transient`: the broker or store went away
+/// (rerunning is safe: replay is idempotent); `Config`: the store refuses as configured;
+/// `Permanent`: should not happen.
+pub type ReplayError = StoreError;
 
 /// If nothing arrives for this long, check whether the stream has anything left for us.
 const IDLE: Duration = Duration::from_secs(5);
@@ -281,7 +251,7 @@ async fn apply_one<S: MirrorStore + ?Sized>(
         Err(ApplyError::Store(e)) if e.kind == StoreErrorKind::Permanent => {
             Ok(skip("store_rejected", e.to_string()))
         }
-        Err(ApplyError::Store(e)) => Err(e.into()),
+        Err(ApplyError::Store(e)) => Err(e),
         Err(e @ ApplyError::Poison { .. }) => Ok(skip("timeout", e.to_string())),
     }
 }
@@ -301,5 +271,4 @@ async fn end_bulk<S: MirrorStore + ?Sized>(
         )
         .when(|e| e.is_transient())
         .await
-        .map_err(ReplayError::from)
 }

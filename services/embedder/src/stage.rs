@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use kb_embed::{EmbedError, EmbedErrorKind, Embedder};
+use kb_embed::{EmbedError, Embedder};
 use kb_proto::{Message, ParsedDocument, ParsedEvent};
 use kb_store::Change;
-use kb_stream::consume::{Delivery, Done, GiveUp, Handler, HandlerError, HandlerErrorKind};
+use kb_stream::consume::{Delivery, Done, GiveUp, Handler, HandlerError};
 use kb_stream::input::{self, Input};
 use kb_stream::Progress;
 use kb_stream::{DeadLetterKind, Mirrored, OutcomeLabel, ProgressStatus, Publisher, Stage};
@@ -19,23 +19,12 @@ pub struct EmbedStage {
     progress: Progress,
 }
 
-/// Transient: nak with the provider's delay when it gave one. Permanent: dead-letter with the
-/// reason. Config (cannot happen after the start-up probe, but the model may change under
-/// us): retry, so an operator's fix lets the message through.
+/// The shared conversion ([`HandlerError::from_error`]): transient naks with the provider's
+/// delay, permanent dead-letters as `embedding_failed`, and a misconfiguration (cannot happen
+/// after the start-up probe, but the model may change under us) retries, so an operator's fix
+/// lets the message through.
 pub fn to_handler_error(e: EmbedError) -> HandlerError {
-    match e.kind {
-        EmbedErrorKind::Transient => HandlerError {
-            kind: HandlerErrorKind::Transient {
-                retry_after: e.retry_after(),
-            },
-            reason: e.to_string(),
-            source: None,
-        },
-        EmbedErrorKind::Permanent => {
-            HandlerError::permanent(DeadLetterKind::EmbeddingFailed, e.to_string())
-        }
-        EmbedErrorKind::Config => HandlerError::transient(format!("embedder misconfigured: {e}")),
-    }
+    HandlerError::from_error(&e, DeadLetterKind::EmbeddingFailed)
 }
 
 impl EmbedStage {
@@ -133,6 +122,7 @@ impl EmbedStage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kb_stream::consume::HandlerErrorKind;
     use std::time::Duration;
 
     #[test]

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use kb_llm::{LlmError, LlmExtractor};
 use kb_proto::{ParsedDocument, SourceEvent};
-use kb_stream::consume::{Delivery, Done, GiveUp, Handler, HandlerError, HandlerErrorKind};
+use kb_stream::consume::{Delivery, Done, GiveUp, Handler, HandlerError};
 use kb_stream::input::{self, Input};
-use kb_stream::{Change, OutcomeLabel, Progress, ProgressStatus, Publisher, Stage};
+use kb_stream::{Change, DeadLetterKind, OutcomeLabel, Progress, ProgressStatus, Publisher, Stage};
 
 use crate::runner::{RunFailure, Runner};
 
@@ -71,7 +71,7 @@ impl Parser {
             }
             Err(e) => {
                 metrics::counter!("kb_llm_documents_local_only_total").increment(1);
-                tracing::warn!(source_id = %sid, error = %e, kind = %e.kind(), "llm extraction failed; keeping the local extraction");
+                tracing::warn!(source_id = %sid, error = %e, kind = %e.class(), "llm extraction failed; keeping the local extraction");
                 Ok(())
             }
         }
@@ -136,10 +136,10 @@ impl Handler for Parser {
     }
 }
 
+/// A transient LLM failure, retried after the server's delay (the class decides, as for
+/// every error; a permanent one never reaches here: the document goes on without the LLM).
 fn llm_retry(e: &LlmError) -> HandlerError {
-    let mut h = HandlerError::transient(format!("llm extraction: {e}"));
-    h.kind = HandlerErrorKind::Transient {
-        retry_after: e.retry_after(),
-    };
+    let mut h = HandlerError::from_error(e, DeadLetterKind::RetriesExhausted);
+    h.reason = format!("llm extraction: {}", h.reason);
     h
 }

@@ -1,5 +1,7 @@
+use kb_core::error::{BoxError, Class, Error, ErrorKind};
 use kb_stream::{StreamError, StreamErrorKind};
 use std::fmt;
+use std::ops::Deref;
 
 /// Lets callers tell what to do: retry (`Transient`, `Conflict`) or report (the others).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,58 +18,58 @@ pub enum WatchErrorKind {
     Corrupt,
 }
 
-#[derive(Debug)]
-pub struct WatchError {
-    pub kind: WatchErrorKind,
-    message: String,
-    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+impl ErrorKind for WatchErrorKind {
+    const SUBSYSTEM: &'static str = "watcher";
+
+    fn class(self) -> Class {
+        match self {
+            WatchErrorKind::Transient | WatchErrorKind::Conflict => Class::Transient,
+            WatchErrorKind::Io | WatchErrorKind::Invalid | WatchErrorKind::Corrupt => {
+                Class::Permanent
+            }
+        }
+    }
 }
+
+/// The watcher's error: the shared shape ([`Error`]) of a [`WatchErrorKind`], read through
+/// `Deref` (`e.kind`, `e.is_transient()`).
+///
+/// A newtype rather than an alias: `?` turns a [`StreamError`] into it, and the orphan rule
+/// forbids `From` between two instances of the shared (foreign) type.
+#[derive(Debug, Clone)]
+pub struct WatchError(pub Error<WatchErrorKind>);
 
 impl WatchError {
     pub fn new(kind: WatchErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-            source: None,
-        }
+        Self(Error::new(kind, message))
     }
 
     pub fn with(
         kind: WatchErrorKind,
         message: impl Into<String>,
-        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+        source: impl Into<BoxError>,
     ) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-            source: Some(source.into()),
-        }
+        Self(Error::with(kind, message, source))
     }
+}
 
-    /// True when retrying the same call may succeed.
-    pub fn is_transient(&self) -> bool {
-        matches!(
-            self.kind,
-            WatchErrorKind::Transient | WatchErrorKind::Conflict
-        )
+impl Deref for WatchError {
+    type Target = Error<WatchErrorKind>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
 impl fmt::Display for WatchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)?;
-        if let Some(s) = &self.source {
-            write!(f, ": {s}")?;
-        }
-        Ok(())
+        self.0.fmt(f)
     }
 }
 
 impl std::error::Error for WatchError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
+        self.0.source()
     }
 }
 

@@ -183,7 +183,7 @@ impl Scanner {
         }
         let hash = reserved.content_hash.clone();
         self.confirm(sid, reserved, revision).await?;
-        telemetry::sent(sid, version, "published", started);
+        telemetry::sent(sid, version, telemetry::Sent::Published, started);
         Ok(Outcome::Published(
             self.published(sid, version, &file.rel),
             hash,
@@ -413,7 +413,7 @@ impl Scanner {
             }
             let version = reserved.version;
             self.confirm(sid, reserved, revision).await?;
-            telemetry::sent(sid, version, "deleted", started);
+            telemetry::sent(sid, version, telemetry::Sent::Deleted, started);
             return Ok(Some(self.published(sid, version, path)));
         }
         Err(WatchError::new(

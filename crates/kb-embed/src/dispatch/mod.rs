@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use backon::{ExponentialBuilder, Retryable};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{estimate_tokens, EmbedError, EmbedErrorKind, Embedder};
+use crate::{estimate_tokens, EmbedError, EmbedErrorExt as _, EmbedErrorKind, Embedder};
 use limit::{AdaptiveLimit, Permit};
 
 /// Concurrency and retry policy of a [`Dispatcher`].

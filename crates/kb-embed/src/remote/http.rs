@@ -74,16 +74,16 @@ impl Call<'_> {
         let code = status.as_u16();
         let detail = quote(body);
         let msg = |what: &str| format!("{} answered HTTP {code} ({what}): {detail}", self.provider);
-        match code {
+        let e = match code {
             429 => {
-                let mut e = EmbedError::transient(msg("rate limited")).throttled();
+                let mut e = EmbedError::transient(msg("rate limited"));
                 if let Some(d) = retry_after(headers, SystemTime::now()) {
                     e = e.with_retry_after(d);
                 }
                 e
             }
             401 | 403 => EmbedError::permanent(msg("the API key was refused")),
-            400 | 413 | 422 => EmbedError::permanent(msg("request refused")).input_specific(),
+            400 | 413 | 422 => EmbedError::permanent(msg("request refused")),
             408 | 500..=599 => {
                 let mut e = EmbedError::transient(msg("service unavailable"));
                 if let Some(d) = retry_after(headers, SystemTime::now()) {
@@ -92,7 +92,9 @@ impl Call<'_> {
                 e
             }
             _ => EmbedError::permanent(msg("unexpected status")),
-        }
+        };
+        // The status tells a throttled or input-specific answer (`EmbedErrorExt`).
+        e.with_status(code)
     }
 }
 

@@ -1,9 +1,8 @@
-//! Shared test helpers: a fresh graph database per test on the real ArcadeDB Bolt server, and
-//! small documents built from the contract's types.
+//! Shared test helpers: a fresh graph database per test on the real ArcadeDB Bolt server. The
+//! documents are kb-testkit's fixtures (`document_about`, `named_entity`, `relation`).
 #![allow(dead_code)]
 
 use kb_graph::{GraphConfig, GraphStore};
-use kb_proto::{Chunk, Entity, Mention, ParsedDocument, Relation, SourceRef};
 use kb_store::MirrorStore;
 use neo4rs::{query, BoltType, ConfigBuilder, Graph};
 
@@ -79,79 +78,5 @@ impl TestGraph {
 
     pub async fn node_total(&self) -> i64 {
         self.count("MATCH (x) RETURN count(x) AS n").await
-    }
-}
-
-pub fn source(id: &str, version: u64) -> SourceRef {
-    SourceRef {
-        link: String::new(),
-        source_id: id.into(),
-        version,
-        origin: "folder:test".into(),
-        path: format!("{id}.md"),
-        content_hash: format!("hash-{id}-{version}"),
-        media_type: "text/markdown".into(),
-        modified_unix_ms: 1_700_000_000_000,
-        size: 1234,
-    }
-}
-
-pub fn entity(id: &str, kind: &str) -> Entity {
-    Entity {
-        entity_id: id.into(),
-        name: id.to_uppercase(),
-        canonical_name: id.into(),
-        entity_type: kind.into(),
-    }
-}
-
-pub fn relation(from: &str, to: &str, kind: &str, weight: f32) -> Relation {
-    Relation {
-        source_entity_id: from.into(),
-        target_entity_id: to.into(),
-        relation_type: kind.into(),
-        weight,
-    }
-}
-
-/// A document with `n` chunks; chunk i mentions every entity in `entities` (i + 1) times.
-pub fn document(id: &str, version: u64, n: u32, entities: &[&str]) -> ParsedDocument {
-    let chunks: Vec<Chunk> = (0..n)
-        .map(|i| Chunk {
-            chunk_id: format!("{id}-v{version}-c{i}"),
-            index: i,
-            text: format!("chunk {i} of {id} version {version}"),
-            importance_score: 0.5,
-            start_offset: u64::from(i) * 100,
-            end_offset: u64::from(i) * 100 + 99,
-            token_count: 20,
-            speakers: vec!["Ana".into(), "Bo".into()],
-            start_seconds: f64::from(i) * 10.0,
-            end_seconds: -1.0,
-            section: "Intro".into(),
-            embedding: vec![0.1; 4],
-        })
-        .collect();
-    let mentions = chunks
-        .iter()
-        .flat_map(|c| {
-            entities.iter().map(move |e| Mention {
-                chunk_id: c.chunk_id.clone(),
-                entity_id: (*e).into(),
-                count: c.index + 1,
-            })
-        })
-        .collect();
-    ParsedDocument {
-        document_unix_ms: 0,
-        source: Some(source(id, version)),
-        title: format!("Title of {id}"),
-        chunks,
-        entities: entities.iter().map(|e| entity(e, "TOPIC")).collect(),
-        mentions,
-        relations: vec![],
-        embedding_model: "test".into(),
-        embedding_dimensions: 4,
-        parser: "text/1".into(),
     }
 }

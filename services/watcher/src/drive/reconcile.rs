@@ -209,7 +209,7 @@ impl DriveSource {
         };
         // Boxed here and below: the whole sync is one future, too deep for a thread's stack.
         let version = Box::pin(self.commit(sid, prev, next, source, Change::Upsert(bytes))).await?;
-        telemetry::sent(sid, version, "published", started);
+        telemetry::sent(sid, version, telemetry::Sent::Published, started);
         Ok(Outcome::Published(self.published(sid, version, &t.path)))
     }
 
@@ -319,7 +319,7 @@ impl DriveSource {
             };
             match Box::pin(self.commit(&sid, Some(&s), next, source, Change::Delete)).await {
                 Ok(version) => {
-                    telemetry::sent(&sid, version, "deleted", started);
+                    telemetry::sent(&sid, version, telemetry::Sent::Deleted, started);
                     return Ok(Some(self.published(&sid, version, &s.value.path)));
                 }
                 Err(e) if e.kind == WatchErrorKind::Conflict => {
@@ -339,9 +339,9 @@ impl DriveSource {
 /// such export): recorded as FAILED at once. Other refusals (permissions, policies) may be
 /// lifted without the file changing, so they are retried.
 fn refused_for_good(e: &DriveError) -> bool {
-    e.status == Some(400)
+    e.status() == Some(400)
         || matches!(
-            e.reason.as_deref(),
+            e.code(),
             Some(
                 "cannotDownloadFile"
                     | "cannotDownloadAbusiveFile"

@@ -22,9 +22,9 @@
 mod data;
 mod peer;
 mod rss;
-mod stores;
 
 use anyhow::Context;
+use kb_bench_retrieval::fresh_stores::{self, knob, var};
 use kb_graph::GraphStore;
 use kb_pg::PgStore;
 use kb_store::read::DocumentStore;
@@ -42,18 +42,6 @@ const POLL: Duration = Duration::from_millis(20);
 /// Polling of the cold ingest: counting a whole store costs the graph server CPU the ingest
 /// needs; half a second is 0.5 % of a run of 100 s.
 const COLD_POLL: Duration = Duration::from_millis(500);
-
-pub fn var(name: &str) -> anyhow::Result<String> {
-    std::env::var(name)
-        .with_context(|| format!("{name} is not set: run this through `deploy/local/bench ingest`"))
-}
-
-fn knob(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -297,7 +285,7 @@ async fn bench() -> anyhow::Result<()> {
         transcripts.display()
     );
 
-    let stores = stores::fresh().await?;
+    let stores = fresh_stores::fresh("kb_bench_ingest").await?;
     let pg = PgStore::connect(&stores.pg_url, 384, 2).await?;
     let graph = GraphStore::connect(&stores.graph).await?;
     let logs = work.path().join("logs");
@@ -308,7 +296,7 @@ async fn bench() -> anyhow::Result<()> {
         ("KB_NEO4J_URI", stores.graph.uri.clone()),
         ("KB_NEO4J_USER", stores.graph.user.clone()),
         ("KB_NEO4J_PASSWORD", stores.graph.password.clone()),
-        ("KB_NEO4J__DATABASE", stores::DB.to_string()),
+        ("KB_NEO4J__DATABASE", stores.db.to_string()),
         ("KB_WATCH_DIR", inbox.display().to_string()),
         ("RUST_LOG", "warn".into()),
     ]

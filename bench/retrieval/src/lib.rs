@@ -1,11 +1,13 @@
 //! The retrieval benchmark's parts, shared with the other read-side benchmarks
 //! (`kb-bench-query`): the corpus loader ([`corpus`]: the transcripts and their
 //! `NAME.queries.json`), the pipeline runner ([`pipeline`]: release services + `kb ingest` into
-//! the `bench` stack instance), the recall rule ([`recall`]: [`recall::holds_part_of`],
+//! the `bench` stack instance), fresh stores for the benchmarks that start the services
+//! themselves ([`fresh_stores`]), the recall rule ([`recall`]: [`recall::holds_part_of`],
 //! [`recall::first_hit`], [`recall::MIN_OVERLAP`]) and the parser throughput ([`parse_speed`]).
 
 pub mod arcadedb;
 pub mod corpus;
+pub mod fresh_stores;
 pub mod parse_speed;
 pub mod pipeline;
 pub mod recall;

@@ -82,7 +82,7 @@ pub async fn broker(js: &async_nats::jetstream::Context) -> anyhow::Result<Broke
 /// at the deadline otherwise.
 pub async fn settle(
     js: &async_nats::jetstream::Context,
-    stores: &crate::stores::Stores,
+    stores: &kb_bench_retrieval::fresh_stores::Stores,
     folder: &Path,
     within: Duration,
 ) -> anyhow::Result<()> {

@@ -14,28 +14,16 @@
 //! default), so their effect shows within the run.
 
 mod check;
-mod stores;
 mod workload;
 
 use anyhow::Context;
+use kb_bench_retrieval::fresh_stores::{self, knob, var};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SERVICES: [&str; 5] = ["watcher", "parser", "embedder", "pg-writer", "graph-writer"];
-
-fn var(name: &str) -> anyhow::Result<String> {
-    std::env::var(name)
-        .with_context(|| format!("{name} is not set: run this through `deploy/local/bench soak`"))
-}
-
-fn knob(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -126,7 +114,7 @@ async fn soak() -> anyhow::Result<()> {
     let bin_dir = PathBuf::from(var("KB_BENCH_TARGET_DIR")?);
     let nats_url = var("KB_NATS_URL")?;
 
-    let stores = stores::fresh().await?;
+    let stores = fresh_stores::fresh("kb_bench_soak").await?;
     let folder = tempfile::tempdir()?;
     let logs = tempfile::Builder::new().prefix("kb-soak-logs-").tempdir()?;
     let mut work = workload::Workload::new(folder.path().to_path_buf(), 0x50a4);
@@ -137,7 +125,7 @@ async fn soak() -> anyhow::Result<()> {
         ("KB_NEO4J_URI", stores.graph.uri.clone()),
         ("KB_NEO4J_USER", stores.graph.user.clone()),
         ("KB_NEO4J_PASSWORD", stores.graph.password.clone()),
-        ("KB_NEO4J__DATABASE", stores::DB.to_string()),
+        ("KB_NEO4J__DATABASE", stores.db.to_string()),
         ("KB_WATCH_DIR", folder.path().display().to_string()),
         ("KB_NATS__BLOB_GC_INTERVAL_SECS", "60".into()),
         ("KB_NATS__BLOB_GC_GRACE_SECS", "60".into()),

@@ -358,7 +358,9 @@ async fn services_cut_from_the_broker_lose_and_duplicate_nothing() -> anyhow::Re
     let mut corpus = Corpus::new(0x5eed_0005);
     feed(&p, &mut corpus, 60, Duration::ZERO).await?;
     p.start_all()?;
-    wait_sources("first documents", 10, || pg_sources(&p)).await?;
+    wait_sources("first documents", 10, || pg_sources(&p))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:#}\n{}", p.logs()))?;
 
     // Packets lost for 15 s while files keep arriving.
     feed(&p, &mut corpus, 10, Duration::from_millis(50)).await?;
@@ -407,7 +409,9 @@ async fn broker_restart_and_crash_mid_stream_lose_and_duplicate_nothing() -> any
     let mut corpus = Corpus::new(0x5eed_0002);
     feed(&p, &mut corpus, 80, Duration::ZERO).await?;
     p.start_all()?;
-    wait_sources("first documents", 20, || pg_sources(&p)).await?;
+    wait_sources("first documents", 20, || pg_sources(&p))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:#}\n{}", p.logs()))?;
 
     // New files, edits and deletes in flight when the broker goes away.
     let dir = p.watch_dir.path().to_path_buf();
@@ -529,7 +533,9 @@ async fn postgres_down_for_30s_graph_keeps_pace_and_postgres_catches_up() -> any
     let mut corpus = Corpus::new(0x5eed_0003);
     feed(&p, &mut corpus, 60, Duration::ZERO).await?;
     p.start_all()?;
-    wait_sources("first documents", 10, || pg_sources(&p)).await?;
+    wait_sources("first documents", 10, || pg_sources(&p))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:#}\n{}", p.logs()))?;
 
     pg.stop().await?;
     let graph = p.graph_store().await?;
@@ -558,7 +564,9 @@ async fn graph_down_for_30s_postgres_keeps_pace_and_graph_catches_up() -> anyhow
     let mut corpus = Corpus::new(0x5eed_0004);
     feed(&p, &mut corpus, 60, Duration::ZERO).await?;
     p.start_all()?;
-    wait_sources("first documents", 10, || graph_sources(&p)).await?;
+    wait_sources("first documents", 10, || graph_sources(&p))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:#}\n{}", p.logs()))?;
 
     server.stop().await?;
     let pg = p.postgres().await?;
@@ -655,7 +663,9 @@ async fn broker_store_full_refuses_clearly_and_recovers_with_nothing_lost() -> a
     let mut corpus = Corpus::new(0x5eed_0006);
     feed(&p, &mut corpus, 30, Duration::ZERO).await?;
     p.start_all()?;
-    wait_sources("first documents", 30, || pg_sources(&p)).await?;
+    wait_sources("first documents", 30, || pg_sources(&p))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:#}\n{}", p.logs()))?;
 
     // The parser goes away; its backlog (large bodies) fills the store.
     p.stop("parser")?;
